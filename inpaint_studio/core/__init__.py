@@ -1,0 +1,1 @@
+"""Pure-Python document model: images, masks, compositing, job specs. No Qt, no torch."""

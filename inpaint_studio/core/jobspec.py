@@ -1,0 +1,185 @@
+"""The inpainting job specification: everything needed to reproduce a result.
+
+A job is a frozen dataclass built on the UI thread (or by the CLI) and handed to the engine. Its recorded
+form always holds a concrete seed (see `InpaintJob.resolved`), so a history entry can re-create its pixels.
+`validate()` reports every bad value at once, one clear sentence each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from inpaint_studio.core.errors import BadInputError
+
+CLASSIC_MODEL = "classic"
+"""Model reference of the classical (OpenCV) fill: works with nothing downloaded."""
+
+MAX_SEED = 2**32 - 1
+MAX_VARIANTS = 16
+MAX_STEPS = 500
+
+
+class Area(str, Enum):
+    """Which part of the image the model sees."""
+
+    WHOLE = "whole"  # the whole image, resized to a size the model accepts
+    MASKED = "masked"  # the mask's bounding box plus padding, at the model's native resolution
+
+
+class OutputSize(str, Enum):
+    """Size of the returned image."""
+
+    ORIGINAL = "original"  # same size as the input image (default; required for compositing)
+    PROCESSED = "processed"  # the size the model worked at (whole-image mode only)
+
+
+class ClassicalMethod(str, Enum):
+    TELEA = "telea"
+    NAVIER_STOKES = "ns"
+    FSR = "fsr"  # opencv-contrib xphoto fast spectral reconstruction: slower, better texture
+    AUTO = "auto"
+
+
+class MemoryMode(str, Enum):
+    NONE = "none"
+    MODEL_OFFLOAD = "model_offload"
+    SEQUENTIAL_OFFLOAD = "sequential_offload"
+
+
+@dataclass(frozen=True)
+class MaskOptions:
+    """How the painted mask is prepared before use.
+
+    grow_px > 0 dilates, < 0 erodes. feather_px is the width of the soft edge used when compositing the
+    result over the original (diffusion pipelines binarise the mask, so a soft edge only exists here).
+    """
+
+    grow_px: int = 0
+    feather_px: int = 8
+
+    def problems(self) -> list[str]:
+        out = []
+        if not -256 <= self.grow_px <= 256:
+            out.append(f"Mask grow/shrink is {self.grow_px} px; use a value between -256 and 256.")
+        if not 0 <= self.feather_px <= 256:
+            out.append(f"Feather is {self.feather_px} px; use a value between 0 and 256.")
+        return out
+
+
+@dataclass(frozen=True)
+class InpaintJob:
+    """One inpainting request. Defaults give a sensible diffusion job; `model="classic"` needs no model."""
+
+    model: str = CLASSIC_MODEL
+    prompt: str = ""
+    negative_prompt: str = ""
+    strength: float = 1.0
+    guidance_scale: float = 7.5
+    steps: int = 30
+    scheduler: str = "default"
+    seed: int | None = None
+    variants: int = 1
+    mask: MaskOptions = field(default_factory=MaskOptions)
+    area: Area = Area.MASKED
+    padding_px: int = 64
+    resolution: int | None = None  # working size of the long side; None = the model's native size
+    preserve_unmasked: bool = True
+    color_match: bool = False
+    output_size: OutputSize = OutputSize.ORIGINAL
+    classical_method: ClassicalMethod = ClassicalMethod.AUTO
+    device: str = "auto"  # auto | cuda | cuda:N | mps | cpu
+    memory_mode: MemoryMode = MemoryMode.NONE
+
+    # ---- validation -------------------------------------------------------------------------------------
+    @property
+    def is_classical(self) -> bool:
+        return self.model == CLASSIC_MODEL or self.model.startswith(CLASSIC_MODEL + ":")
+
+    def problems(self) -> list[str]:
+        """Every bad value, one sentence each; empty when the job is valid."""
+        out: list[str] = []
+        if not self.model.strip():
+            out.append("No model is chosen; pick one, or use the classical fill ('classic').")
+        if not (0.0 < self.strength <= 1.0):
+            out.append(f"Strength is {self.strength}; it must be above 0 and at most 1.")
+        if not (0.0 <= self.guidance_scale <= 50.0):
+            out.append(f"Guidance scale is {self.guidance_scale}; use a value between 0 and 50.")
+        if not (1 <= self.steps <= MAX_STEPS):
+            out.append(f"Steps is {self.steps}; use between 1 and {MAX_STEPS}.")
+        elif not self.is_classical and 0.0 < self.strength <= 1.0 and self.strength * self.steps < 1:
+            need = int(1 / self.strength) + 1
+            out.append(
+                f"Strength {self.strength} x {self.steps} steps runs no denoising step at all; "
+                f"raise the steps to at least {need} or the strength."
+            )
+        if self.seed is not None and not (0 <= self.seed <= MAX_SEED):
+            out.append(f"Seed {self.seed} is out of range; use a whole number from 0 to {MAX_SEED}.")
+        if not (1 <= self.variants <= MAX_VARIANTS):
+            out.append(f"Variants is {self.variants}; ask for between 1 and {MAX_VARIANTS}.")
+        if not (0 <= self.padding_px <= 4096):
+            out.append(f"Padding is {self.padding_px} px; use a value between 0 and 4096.")
+        if self.resolution is not None and not (64 <= self.resolution <= 4096):
+            out.append(f"Working resolution is {self.resolution} px; use between 64 and 4096, or leave it empty.")
+        if self.output_size is OutputSize.PROCESSED and self.area is Area.MASKED:
+            out.append("Output size 'processed' only works with area 'whole'; use 'original' for a masked region.")
+        if self.output_size is OutputSize.PROCESSED and self.preserve_unmasked:
+            out.append("Preserve-unmasked needs output size 'original'; turn one of them off.")
+        out.extend(self.mask.problems())
+        return out
+
+    def validate(self) -> InpaintJob:
+        problems = self.problems()
+        if problems:
+            raise BadInputError(" ".join(problems))
+        return self
+
+    # ---- reproducibility --------------------------------------------------------------------------------
+    def resolved(self) -> InpaintJob:
+        """A copy with a concrete seed (random when none was chosen): the form that goes into history."""
+        if self.seed is not None:
+            return self
+        return dataclasses.replace(self, seed=secrets.randbelow(MAX_SEED + 1))
+
+    def variant_seeds(self) -> list[int]:
+        """Seed of each variant: the job's seed, then +1, +2, ... (so variant k re-runs alone)."""
+        if self.seed is None:
+            raise ValueError("resolve the job before asking for its variant seeds")
+        return [(self.seed + i) % (MAX_SEED + 1) for i in range(self.variants)]
+
+    def replace(self, **changes: Any) -> InpaintJob:
+        return dataclasses.replace(self, **changes)
+
+    # ---- serialisation (history records, project files, recipes) ------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key, value in data.items():
+            if isinstance(value, Enum):
+                data[key] = value.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InpaintJob:
+        """Build a job from plain data; unknown keys are an error (a typo must not pass silently)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BadInputError(f"Unknown job setting(s): {', '.join(unknown)}; check the spelling.")
+        kwargs = dict(data)
+        try:
+            if "mask" in kwargs and isinstance(kwargs["mask"], dict):
+                kwargs["mask"] = MaskOptions(**kwargs["mask"])
+            for name, enum in (
+                ("area", Area),
+                ("output_size", OutputSize),
+                ("classical_method", ClassicalMethod),
+                ("memory_mode", MemoryMode),
+            ):
+                if name in kwargs:
+                    kwargs[name] = enum(kwargs[name])
+        except (TypeError, ValueError) as exc:
+            raise BadInputError(f"A job setting has a value that is not allowed: {exc}.") from exc
+        return cls(**kwargs)

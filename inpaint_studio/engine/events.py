@@ -1,0 +1,88 @@
+"""Typed events the engine emits while it runs a job, and the cancel token.
+
+Events are plain frozen dataclasses so a GUI worker can forward them across threads unchanged
+(for example as the payload of one Qt signal). The engine never imports Qt.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Union
+
+from inpaint_studio.core.errors import CancelledError, InpaintStudioError
+from inpaint_studio.core.jobspec import InpaintJob
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+class CancelToken:
+    """Cooperative cancellation shared between the caller and the running job (thread safe)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise CancelledError()
+
+
+@dataclass(frozen=True)
+class InpaintResult:
+    """The outcome of one job: one image per variant, at the size the job asked for."""
+
+    images: list[Image.Image]
+    job: InpaintJob  # resolved: holds the concrete seed
+    seeds: list[int]
+    model: dict[str, Any]  # description of the model used (reference, family, path, revision where known)
+    device: str
+    duration_s: float
+    region: tuple[int, int, int, int]  # (left, top, right, bottom) of the area the model worked on
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    job_id: int
+    job: InpaintJob
+    total_steps: int
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    job_id: int
+    step: int  # steps done so far, over all variants
+    total: int
+    variant: int  # 0-based index of the variant being computed
+    preview: Image.Image | None = None
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    job_id: int
+    result: InpaintResult
+
+
+@dataclass(frozen=True)
+class JobCancelled:
+    job_id: int
+    message: str = "Cancelled by the user; nothing was changed."
+
+
+@dataclass(frozen=True)
+class JobFailed:
+    job_id: int
+    message: str  # one user-facing sentence
+    error: InpaintStudioError | None = None
+
+
+EngineEvent = Union[JobStarted, JobProgress, JobFinished, JobCancelled, JobFailed]
+EventSink = Callable[[EngineEvent], None]

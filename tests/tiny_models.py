@@ -1,0 +1,1 @@
+"""Tiny randomly initialised pipelines for offline tests (being written)."""
