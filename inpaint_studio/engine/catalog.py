@@ -1,0 +1,93 @@
+"""The model catalog (resources/models.json) and the models installed in the Hugging Face cache."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from inpaint_studio.core.resources import resource_path
+from inpaint_studio.engine.models import PIPELINE_FAMILIES, Family
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    id: str
+    name: str
+    family: Family
+    download_gb: float
+    licence: str
+    note: str
+    min_vram_gb: float
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    id: str
+    path: Path
+    size_gb: float
+    family: Family | None  # None when the cached repo is not an inpaint-capable pipeline
+
+
+@lru_cache(maxsize=1)
+def catalog() -> tuple[CatalogEntry, ...]:
+    data = json.loads(resource_path("models.json").read_text(encoding="utf-8"))
+    return tuple(
+        CatalogEntry(
+            id=m["id"],
+            name=m["name"],
+            family=Family(m["family"]),
+            download_gb=float(m["download_gb"]),
+            licence=m["licence"],
+            note=m.get("note", ""),
+            min_vram_gb=float(m.get("min_vram_gb", 0)),
+        )
+        for m in data["models"]
+    )
+
+
+def catalog_entry(model_id: str) -> CatalogEntry | None:
+    return next((e for e in catalog() if e.id == model_id), None)
+
+
+def download_hint(model_id: str) -> str:
+    """What the user should do to get a model that is not installed (one sentence, ends with a period)."""
+    entry = catalog_entry(model_id)
+    size = f" (about {entry.download_gb:g} GB, licence {entry.licence})" if entry else ""
+    return (
+        f"download it with `inpaint-studio download {model_id}`{size} or from the Generate panel, "
+        "on a computer with an internet connection."
+    )
+
+
+def installed_models(cache_dir: Path | None = None) -> list[InstalledModel]:
+    """Diffusers pipelines present in the local Hugging Face cache (no network)."""
+    from huggingface_hub import scan_cache_dir
+
+    try:
+        info = scan_cache_dir(cache_dir) if cache_dir else scan_cache_dir()
+    except Exception:  # no cache folder yet, or an unreadable one: nothing is installed
+        return []
+    out = []
+    for repo in info.repos:
+        if repo.repo_type != "model":
+            continue
+        for revision in sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True):
+            index = Path(revision.snapshot_path) / "model_index.json"
+            if not index.is_file():
+                continue
+            try:
+                class_name = json.loads(index.read_text(encoding="utf-8")).get("_class_name", "")
+            except (OSError, ValueError):
+                continue
+            out.append(
+                InstalledModel(
+                    id=repo.repo_id,
+                    path=Path(revision.snapshot_path),
+                    size_gb=repo.size_on_disk / 1e9,
+                    family=PIPELINE_FAMILIES.get(class_name),
+                )
+            )
+            break
+    return out

@@ -1,0 +1,286 @@
+"""Model references: resolve what the user named to local files and detect the family before loading.
+
+A reference is one of:
+- "classic" (or "classic:telea" ...): the OpenCV fill, nothing to load;
+- a local diffusers folder (has model_index.json);
+- a single-file .safetensors checkpoint (original Stable Diffusion layout);
+- a Hugging Face hub id "owner/name", found in the local cache, or downloaded when the caller allows it.
+
+Detection reads only JSON configs and the safetensors header, never weights, so it is instant and safe.
+Legacy pickled .ckpt files are refused: unpickling can run arbitrary code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from inpaint_studio.core.errors import ModelUnavailableError
+from inpaint_studio.core.jobspec import CLASSIC_MODEL
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class Family(str, Enum):
+    CLASSIC = "classic"
+    SD_INPAINT = "sd_inpaint"  # SD 1.x/2.x with a 9-channel inpainting UNet
+    SD = "sd"  # any 4-channel SD checkpoint: inpaints by latent blending
+    SDXL_INPAINT = "sdxl_inpaint"
+    SDXL = "sdxl"  # 4-channel SDXL base: latent blending
+    SDXL_REFINER = "sdxl_refiner"
+    KANDINSKY22_INPAINT = "kandinsky22_inpaint"
+    UNKNOWN = "unknown"
+
+    @property
+    def native_resolution(self) -> int:
+        return {
+            Family.SDXL_INPAINT: 1024,
+            Family.SDXL: 1024,
+            Family.SDXL_REFINER: 1024,
+            Family.KANDINSKY22_INPAINT: 768,
+        }.get(self, 512)
+
+    @property
+    def is_sdxl(self) -> bool:
+        return self in (Family.SDXL_INPAINT, Family.SDXL, Family.SDXL_REFINER)
+
+
+PIPELINE_FAMILIES = {
+    "StableDiffusionInpaintPipeline": Family.SD_INPAINT,
+    "StableDiffusionPipeline": Family.SD,
+    "StableDiffusionImg2ImgPipeline": Family.SD,
+    "StableDiffusionXLInpaintPipeline": Family.SDXL_INPAINT,
+    "StableDiffusionXLPipeline": Family.SDXL,
+    "StableDiffusionXLImg2ImgPipeline": Family.SDXL,
+    "KandinskyV22InpaintCombinedPipeline": Family.KANDINSKY22_INPAINT,
+    "KandinskyV22InpaintPipeline": Family.KANDINSKY22_INPAINT,
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a reference resolved to; `to_dict()` is what history records keep."""
+
+    reference: str
+    source: str  # classic | folder | single_file | hub
+    family: Family
+    path: Path | None = None
+    pipeline_class: str | None = None
+    in_channels: int | None = None
+    revision: str | None = None  # hub commit hash when known
+
+    @property
+    def name(self) -> str:
+        if self.source == "classic":
+            return "Classical fill"
+        if self.source == "hub":
+            return self.reference
+        return self.path.name if self.path else self.reference
+
+    @property
+    def is_inpainting_unet(self) -> bool:
+        return self.in_channels == 9
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["family"] = self.family.value
+        data["path"] = str(self.path) if self.path else None
+        return data
+
+
+# ---- detection ------------------------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(
+            f"The model file {path} cannot be read ({exc}); re-download the model."
+        ) from exc
+
+
+def detect_folder(
+    path: Path, reference: str | None = None, source: str = "folder", revision: str | None = None
+):
+    """Family of a diffusers folder from model_index.json `_class_name` and the UNet's in_channels."""
+    index = path / "model_index.json"
+    if not index.is_file():
+        raise ModelUnavailableError(
+            f"The folder {path} is not a diffusers model (it has no model_index.json); "
+            "choose the model's top folder, or a .safetensors checkpoint file."
+        )
+    class_name = str(_read_json(index).get("_class_name", ""))
+    family = PIPELINE_FAMILIES.get(class_name, Family.UNKNOWN)
+    in_channels = None
+    unet_config = path / "unet" / "config.json"
+    if unet_config.is_file():
+        in_channels = _read_json(unet_config).get("in_channels")
+        if in_channels == 9 and family is Family.SD:
+            family = Family.SD_INPAINT
+        elif in_channels == 9 and family is Family.SDXL:
+            family = Family.SDXL_INPAINT
+        elif in_channels == 4 and family is Family.SD_INPAINT:
+            family = Family.SD
+    if family is Family.SDXL_INPAINT and not (path / "text_encoder").is_dir() and in_channels == 4:
+        family = Family.SDXL_REFINER  # the refiner has only text_encoder_2
+    if family is Family.UNKNOWN:
+        raise ModelUnavailableError(
+            f"The model in {path} is a '{class_name or 'unknown'}' pipeline, which cannot inpaint; "
+            "choose a Stable Diffusion, SDXL or Kandinsky 2.2 model."
+        )
+    return ModelInfo(
+        reference=reference or str(path),
+        source=source,
+        family=family,
+        path=path,
+        pipeline_class=class_name,
+        in_channels=in_channels,
+        revision=revision,
+    )
+
+
+def read_safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a .safetensors file (tensor names, dtypes, shapes) without reading weights."""
+    try:
+        with path.open("rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            if length > 100_000_000:
+                raise ValueError("header too large")
+            return json.loads(fh.read(length))
+    except (OSError, ValueError, struct.error) as exc:
+        raise ModelUnavailableError(
+            f"The file {path} is not a valid .safetensors checkpoint ({exc}); re-download it."
+        ) from exc
+
+
+def detect_single_file(path: Path) -> ModelInfo:
+    header = read_safetensors_header(path)
+    conv_in = header.get("model.diffusion_model.input_blocks.0.0.weight")
+    if not isinstance(conv_in, dict) or len(conv_in.get("shape", [])) != 4:
+        raise ModelUnavailableError(
+            f"The file {path} is not a Stable Diffusion checkpoint this app can load; "
+            "use an SD 1.x/2.x or SDXL .safetensors file, or a diffusers folder."
+        )
+    in_channels = int(conv_in["shape"][1])
+    sdxl = any(key.startswith("conditioner.embedders.") for key in header)
+    if sdxl:
+        family = Family.SDXL_INPAINT if in_channels == 9 else Family.SDXL
+        pipeline_class = "StableDiffusionXLInpaintPipeline"
+    else:
+        family = Family.SD_INPAINT if in_channels == 9 else Family.SD
+        pipeline_class = "StableDiffusionInpaintPipeline"
+    return ModelInfo(
+        reference=str(path),
+        source="single_file",
+        family=family,
+        path=path,
+        pipeline_class=pipeline_class,
+        in_channels=in_channels,
+    )
+
+
+# ---- hub ----------------------------------------------------------------------------------------------
+
+# Weights in safetensors, configs and tokenizers; never pickles, never duplicate formats.
+DOWNLOAD_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
+SKIP_PATTERNS = ["*.ckpt", "*.bin", "*.pth", "*.onnx", "*.msgpack", "*.h5", "*.pt", "*non_ema*", "*.fp16.*"]
+
+
+def find_in_cache(repo_id: str) -> Path | None:
+    """The local snapshot of a hub model, or None when it was never downloaded."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=["model_index.json"]))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+        return None
+
+
+def download(repo_id: str, progress: Callable[..., Any] | None = None) -> Path:
+    """Download a hub model into the standard Hugging Face cache (safetensors only)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    try:
+        kwargs: dict[str, Any] = {"allow_patterns": DOWNLOAD_PATTERNS, "ignore_patterns": SKIP_PATTERNS}
+        if progress is not None:
+            kwargs["tqdm_class"] = progress
+        return Path(snapshot_download(repo_id, **kwargs))
+    except GatedRepoError as exc:
+        raise ModelUnavailableError(
+            f"The model {repo_id} is gated; accept its licence on huggingface.co and log in with "
+            "`hf auth login`, then try again."
+        ) from exc
+    except RepositoryNotFoundError as exc:
+        raise ModelUnavailableError(
+            f"There is no model {repo_id} on the Hugging Face hub; check the name (the catalog lists current ids)."
+        ) from exc
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        raise ModelUnavailableError(
+            f"The model {repo_id} could not be downloaded ({type(exc).__name__}); "
+            "check the internet connection and try again."
+        ) from exc
+
+
+def _revision_of(snapshot: Path) -> str | None:
+    # Snapshots live in .../snapshots/<commit hash>/
+    return snapshot.name if snapshot.parent.name == "snapshots" else None
+
+
+# ---- resolution -----------------------------------------------------------------------------------------
+
+
+def resolve_model(
+    reference: str, *, allow_download: bool = False, progress: Callable[..., Any] | None = None
+) -> ModelInfo:
+    """Turn a user's model reference into local files and a detected family (see module docstring)."""
+    reference = reference.strip()
+    if reference == CLASSIC_MODEL or reference.startswith(CLASSIC_MODEL + ":"):
+        return ModelInfo(reference=reference, source="classic", family=Family.CLASSIC)
+
+    path = Path(reference).expanduser()
+    if path.exists():
+        if path.is_dir():
+            return detect_folder(path, reference=str(path))
+        suffix = path.suffix.lower()
+        if suffix == ".safetensors":
+            return detect_single_file(path)
+        if suffix in (".ckpt", ".pt", ".pth", ".bin"):
+            raise ModelUnavailableError(
+                f"{path.name} is a legacy pickled checkpoint, which can run hidden code when loaded; "
+                "use the .safetensors version of this model instead."
+            )
+        raise ModelUnavailableError(
+            f"{path} is not a model; choose a diffusers folder or a .safetensors checkpoint."
+        )
+    looks_like_path = (
+        reference.startswith((".", "/", "~")) or "\\" in reference or reference.endswith(".safetensors")
+    )
+    if looks_like_path or not HUB_ID.match(reference):
+        raise ModelUnavailableError(
+            f"The model '{reference}' was not found: no such file or folder, and it is not a hub id "
+            "like 'owner/name'; check the path."
+        )
+
+    snapshot = find_in_cache(reference)
+    if snapshot is None:
+        if not allow_download:
+            from inpaint_studio.engine.catalog import download_hint
+
+            raise ModelUnavailableError(f"The model {reference} is not installed; {download_hint(reference)}")
+        snapshot = download(reference, progress=progress)
+    info = detect_folder(snapshot, reference=reference, source="hub", revision=_revision_of(snapshot))
+    return info
