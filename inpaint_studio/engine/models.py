@@ -101,14 +101,10 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelUnavailableError(
-            f"The model file {path} cannot be read ({exc}); re-download the model."
-        ) from exc
+        raise ModelUnavailableError(f"The model file {path} cannot be read ({exc}); re-download the model.") from exc
 
 
-def detect_folder(
-    path: Path, reference: str | None = None, source: str = "folder", revision: str | None = None
-):
+def detect_folder(path: Path, reference: str | None = None, source: str = "folder", revision: str | None = None):
     """Family of a diffusers folder from model_index.json `_class_name` and the UNet's in_channels."""
     index = path / "model_index.json"
     if not index.is_file():
@@ -263,12 +259,8 @@ def resolve_model(
                 f"{path.name} is a legacy pickled checkpoint, which can run hidden code when loaded; "
                 "use the .safetensors version of this model instead."
             )
-        raise ModelUnavailableError(
-            f"{path} is not a model; choose a diffusers folder or a .safetensors checkpoint."
-        )
-    looks_like_path = (
-        reference.startswith((".", "/", "~")) or "\\" in reference or reference.endswith(".safetensors")
-    )
+        raise ModelUnavailableError(f"{path} is not a model; choose a diffusers folder or a .safetensors checkpoint.")
+    looks_like_path = reference.startswith((".", "/", "~")) or "\\" in reference or reference.endswith(".safetensors")
     if looks_like_path or not HUB_ID.match(reference):
         raise ModelUnavailableError(
             f"The model '{reference}' was not found: no such file or folder, and it is not a hub id "

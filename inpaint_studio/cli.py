@@ -1,0 +1,273 @@
+"""Command line: `inpaint-studio [IMAGE]` opens the studio; sub-commands work headless.
+
+Exit codes: 0 ok; 2 bad input; 3 model unavailable; 4 out of memory; 130 cancelled; 1 anything else.
+Every failure prints one line that names the file or parameter and says what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from inpaint_studio import __version__
+from inpaint_studio.core.errors import BadInputError, CancelledError, InpaintStudioError
+from inpaint_studio.core.jobspec import (
+    CLASSIC_MODEL,
+    Area,
+    ClassicalMethod,
+    InpaintJob,
+    MaskOptions,
+    MemoryMode,
+)
+
+SUBCOMMANDS = ("inpaint", "models", "download", "gui")
+
+
+# ---- progress ---------------------------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (only redrawn when it changes)."""
+
+    def __init__(self, stream: Any = None, width: int = 30) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.start = time.perf_counter()
+        self._last = ""
+
+    def __call__(self, event: Any) -> None:
+        from inpaint_studio.engine.events import JobFinished, JobProgress, JobStarted
+
+        if isinstance(event, JobStarted):
+            self.start = time.perf_counter()
+            self._draw(0, event.total_steps, "")
+        elif isinstance(event, JobProgress):
+            self._draw(event.step, event.total, f" variant {event.variant + 1}")
+        elif isinstance(event, JobFinished):
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self, done: int, total: int, suffix: str) -> None:
+        total = max(total, 1)
+        filled = int(self.width * done / total)
+        elapsed = time.perf_counter() - self.start
+        eta = f" {elapsed / done * (total - done):.0f}s left" if done else ""
+        line = f"\r[{'#' * filled}{'-' * (self.width - filled)}] {done}/{total}{suffix}{eta}"
+        if line != self._last:
+            self.stream.write(line.ljust(len(self._last)))
+            self.stream.flush()
+            self._last = line
+
+
+# ---- sub-commands ---------------------------------------------------------------------------------------
+
+
+def _output_paths(out: Path, variants: int) -> list[Path]:
+    if variants == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(variants)]
+
+
+def _check_output(out: Path) -> None:
+    from PIL import Image
+
+    if out.suffix.lower() not in Image.registered_extensions() or out.suffix.lower() in (".gif", ".pdf"):
+        raise BadInputError(f"The output {out} has no supported image extension; use .png, .jpg, .webp, .tif or .bmp.")
+    if not out.parent.exists():
+        raise BadInputError(f"The output folder {out.parent} does not exist; create it or choose another folder.")
+
+
+def job_from_args(args: argparse.Namespace) -> InpaintJob:
+    return InpaintJob(
+        model=args.model,
+        prompt=args.prompt,
+        negative_prompt=args.negative,
+        strength=args.strength,
+        guidance_scale=args.guidance,
+        steps=args.steps,
+        scheduler=args.scheduler,
+        seed=args.seed,
+        variants=args.variants,
+        mask=MaskOptions(grow_px=args.grow, feather_px=args.feather),
+        area=Area(args.area),
+        padding_px=args.padding,
+        resolution=args.resolution,
+        preserve_unmasked=not args.no_preserve,
+        color_match=args.color_match,
+        classical_method=ClassicalMethod(args.method),
+        device=args.device,
+        memory_mode=MemoryMode(args.memory),
+    ).validate()
+
+
+def cmd_inpaint(args: argparse.Namespace) -> int:
+    from inpaint_studio.core.imageio import load_image, load_mask, save_image
+    from inpaint_studio.core.parameters import format_parameters
+    from inpaint_studio.engine.events import CancelToken
+    from inpaint_studio.engine.runner import Engine
+
+    job = job_from_args(args).resolved()
+    out = Path(args.output)
+    _check_output(out)
+    loaded = load_image(Path(args.image))
+    mask = load_mask(Path(args.mask), size=loaded.image.size)
+    engine = Engine(allow_download=args.download)
+    cancel = CancelToken()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.cancelled:  # a second Ctrl+C stops at once
+            raise KeyboardInterrupt
+        sys.stderr.write("\nCancelling after the current step... (Ctrl+C again to stop now)\n")
+        cancel.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = engine.run(job, loaded.image, mask, on_event=None if args.quiet else ProgressBar(), cancel=cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    model_name = result.model.get("reference", job.model)
+    for path, image, seed in zip(_output_paths(out, len(result.images)), result.images, result.seeds):
+        params = format_parameters(result.job, width=image.width, height=image.height, seed=seed, model_name=model_name)
+        save_image(image, path, parameters=params, icc_profile=loaded.icc_profile, exif=loaded.exif)
+        print(f"{path}  seed {seed}  {result.duration_s:.1f}s on {result.device}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from inpaint_studio.engine.catalog import catalog, installed_models
+
+    installed = {m.id: m for m in installed_models()}
+    rows: list[dict[str, Any]] = [
+        {"id": CLASSIC_MODEL, "name": "Classical fill (OpenCV)", "family": "classic", "installed": True}
+    ]
+    for entry in catalog():
+        rows.append(
+            {
+                "id": entry.id,
+                "name": entry.name,
+                "family": entry.family.value,
+                "installed": entry.id in installed,
+                "download_gb": entry.download_gb,
+                "licence": entry.licence,
+            }
+        )
+    for model in installed.values():
+        if not any(r["id"] == model.id for r in rows):
+            rows.append(
+                {
+                    "id": model.id,
+                    "name": model.id,
+                    "family": model.family.value if model.family else "not an inpainting pipeline",
+                    "installed": True,
+                    "size_gb": round(model.size_gb, 2),
+                }
+            )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'installed':<10} {'family':<20} {'size':>8}  id")
+    for row in rows:
+        size = row.get("size_gb", row.get("download_gb"))
+        size_text = f"{size:.1f} GB" if isinstance(size, (int, float)) else "-"
+        mark = "yes" if row["installed"] else "no"
+        print(f"{mark:<10} {row['family']:<20} {size_text:>8}  {row['id']}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from inpaint_studio.engine.models import download, resolve_model
+
+    path = download(args.model_id)
+    info = resolve_model(args.model_id)
+    print(f"{args.model_id}: {info.family.value} model installed at {path}")
+    return 0
+
+
+def cmd_gui(paths: Sequence[str]) -> int:
+    from inpaint_studio.ui.app import run_gui
+
+    return run_gui(list(paths))
+
+
+# ---- parser ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inpaint-studio",
+        description="Inpaint Studio: repaint masked parts of images with diffusion models or a classical fill.",
+        epilog="Run without a sub-command (optionally with an image path) to open the studio window.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    gui = sub.add_parser("gui", help="open the studio window (the default)")
+    gui.add_argument("images", nargs="*", help="image files to open")
+
+    p = sub.add_parser("inpaint", help="inpaint one image headless")
+    p.add_argument("image", help="the image to edit")
+    p.add_argument("--mask", required=True, help="mask image of the same size: white = repaint, black = keep")
+    p.add_argument("-o", "--output", required=True, help="output file; the format follows the extension")
+    p.add_argument("--model", default=CLASSIC_MODEL, help="hub id, diffusers folder, .safetensors file, or 'classic'")
+    p.add_argument("--prompt", default="", help="what to paint into the masked area")
+    p.add_argument("--negative", default="", help="what to avoid")
+    defaults = InpaintJob()
+    p.add_argument("--strength", type=float, default=defaults.strength, help="0-1: how much the area may change")
+    p.add_argument("--guidance", type=float, default=defaults.guidance_scale, help="how closely to follow the prompt")
+    p.add_argument("--steps", type=int, default=defaults.steps)
+    p.add_argument("--scheduler", default=defaults.scheduler, help="sampler name, e.g. 'DPM++ 2M Karras', 'Euler a'")
+    p.add_argument("--seed", type=int, default=None, help="a whole number; random (and printed) when omitted")
+    p.add_argument("--variants", type=int, default=1, help="number of results (seeds seed, seed+1, ...)")
+    p.add_argument("--area", choices=[a.value for a in Area], default=defaults.area.value)
+    p.add_argument("--padding", type=int, default=defaults.padding_px, help="context around the mask, in pixels")
+    p.add_argument("--resolution", type=int, default=None, help="working long side in px (default: model's own)")
+    p.add_argument("--grow", type=int, default=0, help="grow (>0) or shrink (<0) the mask, in pixels")
+    p.add_argument("--feather", type=int, default=defaults.mask.feather_px, help="soft edge width, in pixels")
+    p.add_argument("--no-preserve", action="store_true", help="keep the model's pixels outside the mask too")
+    p.add_argument("--color-match", action="store_true", help="match the fill's colours to its surroundings")
+    p.add_argument("--method", choices=[m.value for m in ClassicalMethod], default="auto", help="classical method")
+    p.add_argument("--device", default="auto", help="auto, cuda, cuda:N, mps or cpu")
+    p.add_argument("--memory", choices=[m.value for m in MemoryMode], default="none", help="CPU offload mode")
+    p.add_argument("--download", action="store_true", help="download the model if it is not installed")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_inpaint)
+
+    m = sub.add_parser("models", help="list the model catalog and the installed models")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_models)
+
+    d = sub.add_parser("download", help="download a model from the Hugging Face hub into the local cache")
+    d.add_argument("model_id")
+    d.set_defaults(func=cmd_download)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
+        return cmd_gui(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "gui":
+        return cmd_gui(args.images)
+    try:
+        return int(args.func(args))
+    except CancelledError as exc:
+        print(f"\ninpaint-studio: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ninpaint-studio: stopped; nothing was written.", file=sys.stderr)
+        return CancelledError.exit_code
+    except InpaintStudioError as exc:
+        print(f"inpaint-studio: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

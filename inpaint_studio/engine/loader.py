@@ -1,0 +1,131 @@
+"""Loading inpainting pipelines, keeping one loaded, and releasing its memory on a switch.
+
+All loading goes through the public diffusers API a user's model takes: AutoPipelineForInpainting for
+diffusers folders and hub snapshots (it picks the class from model_index.json), `from_single_file` for a
+.safetensors checkpoint. Only safetensors weights are read; no remote code is ever trusted.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inpaint_studio.core.errors import BadInputError, ModelUnavailableError
+from inpaint_studio.core.jobspec import MemoryMode
+from inpaint_studio.engine.devices import check_memory_mode, pick_dtype
+from inpaint_studio.engine.models import Family, ModelInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadKey:
+    """What identifies a loaded pipeline: a change in any field means a reload."""
+
+    path: str
+    device: str
+    dtype: str
+    memory_mode: MemoryMode
+
+
+def _has_fp16_variant(folder: Path) -> bool:
+    return any(folder.glob("*/*.fp16.safetensors"))
+
+
+def load_pipeline(info: ModelInfo, device: str, memory_mode: MemoryMode = MemoryMode.NONE) -> Any:
+    """Build the inpainting pipeline for `info` on `device` (no caching; see PipelineManager)."""
+    import torch
+    from diffusers import AutoPipelineForInpainting, StableDiffusionInpaintPipeline, StableDiffusionXLInpaintPipeline
+
+    if info.path is None:
+        raise ModelUnavailableError(f"{info.name} has no files to load; choose a diffusers model.")
+    check_memory_mode(memory_mode, device)
+    dtype = pick_dtype(device)
+    common: dict[str, Any] = {"dtype": dtype, "use_safetensors": True}
+    try:
+        if info.source == "single_file":
+            cls = StableDiffusionXLInpaintPipeline if info.family.is_sdxl else StableDiffusionInpaintPipeline
+            pipe = cls.from_single_file(str(info.path), **common)
+        else:
+            kwargs = dict(common, local_files_only=True)
+            if dtype == torch.float16 and _has_fp16_variant(info.path):
+                kwargs["variant"] = "fp16"
+            if info.family in (Family.SD, Family.SD_INPAINT):
+                # Artists' own images: the NSFW checker blanks false positives and costs memory.
+                kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+            pipe = AutoPipelineForInpainting.from_pretrained(str(info.path), **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelUnavailableError(
+            f"The model {info.name} could not be loaded ({_short(exc)}); it may be incomplete: "
+            "download it again or choose another model."
+        ) from exc
+    pipe.set_progress_bar_config(disable=True)
+    if memory_mode is MemoryMode.MODEL_OFFLOAD:
+        pipe.enable_model_cpu_offload(device=device)
+    elif memory_mode is MemoryMode.SEQUENTIAL_OFFLOAD:
+        pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        pipe.to(device)
+    # PyTorch's scaled-dot-product attention is diffusers' default processor on torch 2: nothing to enable.
+    return pipe
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+class PipelineManager:
+    """Keeps at most one pipeline loaded and reuses it while the same model/device/mode is asked for.
+
+    Switching model releases the previous pipeline first, so peak memory never holds two models.
+    Thread safe: the GUI's worker thread and a CLI call the same object.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._key: LoadKey | None = None
+        self._pipe: Any = None
+        self._info: ModelInfo | None = None
+
+    @property
+    def loaded(self) -> ModelInfo | None:
+        return self._info
+
+    def get(self, info: ModelInfo, device: str, memory_mode: MemoryMode = MemoryMode.NONE) -> Any:
+        if info.path is None:
+            raise BadInputError(f"{info.name} is not a diffusion model.")
+        key = LoadKey(str(info.path), device, str(pick_dtype(device)), memory_mode)
+        with self._lock:
+            if self._key == key and self._pipe is not None:
+                return self._pipe
+            self.release()
+            log.info("loading %s on %s (%s)", info.name, device, memory_mode.value)
+            self._pipe = load_pipeline(info, device, memory_mode)
+            self._key, self._info = key, info
+            return self._pipe
+
+    def release(self) -> None:
+        """Drop the loaded pipeline and return its memory (CPU and GPU)."""
+        with self._lock:
+            if self._pipe is None:
+                return
+            device = self._key.device if self._key else "cpu"
+            self._pipe = None
+            self._key = None
+            self._info = None
+            gc.collect()
+            free_device_cache(device)
+
+
+def free_device_cache(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif device == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
