@@ -58,8 +58,7 @@ def check_memory_mode(mode: MemoryMode, device: str) -> None:
     """CPU offload moves weights between the CPU and an accelerator: without one it cannot work."""
     if mode is not MemoryMode.NONE and not device.startswith("cuda"):
         raise BadInputError(
-            f"Memory mode '{mode.value}' needs an NVIDIA GPU, but this job runs on '{device}'; "
-            "use memory mode 'none'."
+            f"Memory mode '{mode.value}' needs an NVIDIA GPU, but this job runs on '{device}'; use memory mode 'none'."
         )
 
 

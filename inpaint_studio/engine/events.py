@@ -7,8 +7,9 @@ Events are plain frozen dataclasses so a GUI worker can forward them across thre
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import TYPE_CHECKING, Any
 
 from inpaint_studio.core.errors import CancelledError, InpaintStudioError
 from inpaint_studio.core.jobspec import InpaintJob
@@ -84,5 +85,5 @@ class JobFailed:
     error: InpaintStudioError | None = None
 
 
-EngineEvent = Union[JobStarted, JobProgress, JobFinished, JobCancelled, JobFailed]
+EngineEvent = JobStarted | JobProgress | JobFinished | JobCancelled | JobFailed
 EventSink = Callable[[EngineEvent], None]

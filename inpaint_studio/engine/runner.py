@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,7 +99,7 @@ def working_size_for(box_size: tuple[int, int], native: int, resolution: int | N
         return geometry.working_size(box_size, resolution, multiple)
     # Same number of pixels as native x native, same aspect as the box.
     long_side = native * math.sqrt(max(w, h) / min(w, h))
-    return geometry.working_size(box_size, int(round(long_side)), multiple)
+    return geometry.working_size(box_size, round(long_side), multiple)
 
 
 class Engine:
