@@ -1,0 +1,1 @@
+"""PySide6 user interface: the studio window, canvas, tools and panels."""
