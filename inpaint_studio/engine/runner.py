@@ -54,17 +54,33 @@ _LATENT_RGB = np.array(
 
 @dataclass(frozen=True)
 class PreparedInput:
-    """Image and mask as arrays, checked, with the processed box and blend weight decided."""
+    """Image and mask, checked, with the processed box decided and the mask work done inside it only.
 
-    rgb: np.ndarray  # HxWx3 uint8
+    Everything mask-related is computed on the box, never on the whole frame: on a 6000x4000 photo the
+    cost of a job then follows the size of the edit, not the size of the photo.
+    """
+
+    rgb: np.ndarray  # HxWx3 uint8, the whole image
     alpha: np.ndarray | None  # HxW uint8 when the input had transparency
-    mask: np.ndarray  # HxW uint8, grown, binarised
-    weight: np.ndarray  # HxW float32 blend weight (feathered mask)
-    box: masks.Box
+    box: masks.Box  # (left, top, right, bottom) of the processed area
+    mask: np.ndarray  # box-sized uint8: grown, binarised mask (255 = repaint)
+    weight: np.ndarray  # box-sized float32 blend weight (feathered mask); 0 at the box's inner edges
+
+    def crop(self, array: np.ndarray) -> np.ndarray:
+        left, top, right, bottom = self.box
+        return array[top:bottom, left:right]
+
+
+def _expand(box: masks.Box, margin: int, size: tuple[int, int]) -> masks.Box:
+    left, top, right, bottom = box
+    width, height = size
+    return max(0, left - margin), max(0, top - margin), min(width, right + margin), min(height, bottom + margin)
 
 
 def prepare_input(job: InpaintJob, image: Image.Image | np.ndarray, mask: Image.Image | np.ndarray) -> PreparedInput:
     """Validate sizes and the mask, grow/feather it, and choose the area the model works on."""
+    import cv2
+
     pil = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
     if pil.mode not in ("RGB", "RGBA"):
         pil = pil.convert("RGBA" if "A" in pil.getbands() or "transparency" in pil.info else "RGB")
@@ -72,24 +88,32 @@ def prepare_input(job: InpaintJob, image: Image.Image | np.ndarray, mask: Image.
     rgb = np.ascontiguousarray(arr[..., :3])
     alpha = np.ascontiguousarray(arr[..., 3]) if arr.shape[-1] == 4 else None
     mask_arr = masks.as_mask_array(mask.convert("L") if isinstance(mask, Image.Image) else mask)
-    masks.check_same_size((mask_arr.shape[1], mask_arr.shape[0]), pil.size)
-    hard = masks.grow(masks.binarize(mask_arr), job.mask.grow_px)
-    masks.require_nonempty(hard)
-    weight = masks.feather(hard, job.mask.feather_px)
-    height, width = hard.shape
-    if job.area is Area.WHOLE or job.is_classical:
-        box: masks.Box = (0, 0, width, height)
+    size = pil.size
+    masks.check_same_size((mask_arr.shape[1], mask_arr.shape[0]), size)
+    binary = cv2.threshold(mask_arr, 127, 255, cv2.THRESH_BINARY)[1]
+    x, y, w, h = cv2.boundingRect(binary)
+    if w == 0 or h == 0:
+        masks.require_nonempty(binary)
+    # Grow inside a window around the painted pixels only (dilation reaches grow_px further).
+    window = _expand((x, y, x + w, y + h), max(job.mask.grow_px, 0) + 1, size)
+    wl, wt, wr, wb = window
+    grown_window = masks.grow(binary[wt:wb, wl:wr], job.mask.grow_px)
+    masks.require_nonempty(grown_window)
+    gx, gy, gw, gh = cv2.boundingRect(grown_window)
+    grown_box = (wl + gx, wt + gy, wl + gx + gw, wt + gy + gh)
+    if job.area is Area.WHOLE:
+        box: masks.Box = (0, 0, size[0], size[1])
     else:
-        mask_box = masks.bbox(hard)
-        assert mask_box is not None  # require_nonempty passed
         # The box must contain the whole feather band, or its edge would show as a seam.
         padding = max(job.padding_px, job.mask.feather_px + 8)
-        box = geometry.crop_box(mask_box, (width, height), padding)
-    if job.preserve_unmasked:
-        outside = np.ones_like(weight, dtype=bool)
-        outside[box[1] : box[3], box[0] : box[2]] = False
-        weight[outside] = 0.0
-    return PreparedInput(rgb=rgb, alpha=alpha, mask=hard, weight=weight, box=box)
+        box = geometry.crop_box(grown_box, size, padding)
+    left, top, right, bottom = box
+    box_mask = np.zeros((bottom - top, right - left), np.uint8)
+    # The grown window and the box both contain the grown mask: copy their overlap.
+    ol, ot, orr, ob = max(left, wl), max(top, wt), min(right, wr), min(bottom, wb)
+    box_mask[ot - top : ob - top, ol - left : orr - left] = grown_window[ot - wt : ob - wt, ol - wl : orr - wl]
+    weight = masks.feather(box_mask, job.mask.feather_px)
+    return PreparedInput(rgb=rgb, alpha=alpha, box=box, mask=box_mask, weight=weight)
 
 
 def working_size_for(box_size: tuple[int, int], native: int, resolution: int | None, multiple: int = 8):
@@ -204,8 +228,8 @@ class Engine:
         def progress(done: int, total: int) -> None:
             emit(JobProgress(job_id, done, max(total, 1), 0))
 
-        filled = classical_fill(prepared.rgb, prepared.mask, method, cancel=cancel, progress=progress)
-        out = self._finish_image(job, prepared, filled, full_frame=True)
+        filled = classical_fill(prepared.crop(prepared.rgb), prepared.mask, method, cancel=cancel, progress=progress)
+        out = self._finish_image(job, prepared, filled)
         return [out], "cpu", {"classical_method": method.value}
 
     def _run_diffusion(self, job, info: ModelInfo, prepared: PreparedInput, emit, cancel, job_id, preview_every):
@@ -230,8 +254,8 @@ class Engine:
         left, top, right, bottom = prepared.box
         box_w, box_h = right - left, bottom - top
         work_w, work_h = working_size_for((box_w, box_h), native, job.resolution)
-        crop_rgb = Image.fromarray(prepared.rgb[top:bottom, left:right])
-        crop_mask = Image.fromarray(prepared.mask[top:bottom, left:right])
+        crop_rgb = Image.fromarray(prepared.crop(prepared.rgb))
+        crop_mask = Image.fromarray(prepared.mask)
         model_image = crop_rgb.resize((work_w, work_h), Image.Resampling.LANCZOS)
         # Nearest keeps the mask binary; the pipeline binarises anyway.
         model_mask = crop_mask.resize((work_w, work_h), Image.Resampling.NEAREST)
@@ -279,9 +303,7 @@ class Engine:
                 images.append(Image.fromarray(model_out))
                 continue
             back = np.asarray(Image.fromarray(model_out).resize((box_w, box_h), Image.Resampling.LANCZOS))
-            full = prepared.rgb.copy()
-            full[top:bottom, left:right] = back
-            images.append(self._finish_image(job, prepared, full, full_frame=False))
+            images.append(self._finish_image(job, prepared, back))
         extra = {
             "working_size": [work_w, work_h],
             "native_resolution": native,
@@ -292,22 +314,23 @@ class Engine:
         }
         return images, device, extra
 
-    def _finish_image(self, job: InpaintJob, prepared: PreparedInput, generated: np.ndarray, full_frame: bool):
-        """Colour-match and composite a full-size generated frame over the original."""
-        left, top, right, bottom = prepared.box
-        generated = generated.copy()
+    def _finish_image(self, job: InpaintJob, prepared: PreparedInput, generated: np.ndarray) -> Image.Image:
+        """Colour-match the box-sized generated pixels and composite them over the original image."""
         if job.color_match and not job.is_classical:
-            region = (slice(top, bottom), slice(left, right))
-            generated[region] = compositing.match_color(generated[region], prepared.rgb[region], prepared.mask[region])
+            generated = compositing.match_color(generated, prepared.crop(prepared.rgb), prepared.mask)
+        rgb = prepared.rgb.copy()
+        region = prepared.crop(rgb)
         if job.preserve_unmasked:
-            rgb = compositing.composite(prepared.rgb, generated, prepared.weight)
+            region[...] = compositing.composite(region, generated, prepared.weight)
         else:
-            rgb = generated
+            region[...] = generated
         if prepared.alpha is None:
             return Image.fromarray(rgb)
         # Filled pixels become opaque; untouched ones keep their transparency.
-        opaque = np.full_like(prepared.alpha, 255)
-        alpha = compositing.composite(prepared.alpha[..., None], opaque[..., None], prepared.weight)[..., 0]
+        alpha = prepared.alpha.copy()
+        alpha_region = prepared.crop(alpha)
+        opaque = np.full_like(alpha_region, 255)
+        alpha_region[...] = compositing.composite(alpha_region[..., None], opaque[..., None], prepared.weight)[..., 0]
         return Image.fromarray(np.dstack([rgb, alpha]))
 
 
