@@ -1,0 +1,235 @@
+"""The A1111 "parameters" text: the generation settings that many tools store inside an image.
+
+The convention (Stable Diffusion web UI, also read by ComfyUI, InvokeAI, civitai and image viewers) is
+three parts, one after the other:
+
+    a cat on a bench                      <- the prompt, any number of lines
+    Negative prompt: blurry               <- optional; this line and the ones after it, up to the last line
+    Steps: 30, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 1234, Size: 512x512, ...   <- one line
+
+The last line holds "Key: value" pairs separated by ", ". A value that contains a comma, colon, double
+quote, line break or leading/trailing whitespace is written as a JSON string in double quotes (A1111's
+`quote`), so it survives the split; the reader undoes it (A1111's `unquote`).
+
+Round trip: `parse_parameters(format_parameters(job, ...))` gives back the prompt, the negative prompt and
+every setting exactly (prompt lines are not stripped here, unlike A1111's reader). The one text that cannot
+round-trip is a prompt with a line that itself begins with "Negative prompt:": no reader can tell it from
+the real negative prompt (the same limit as A1111).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from inpaint_studio.core.jobspec import Area, InpaintJob
+
+NEGATIVE_PREFIX = "Negative prompt:"
+
+# A1111's `re_param`: a key (a word character, then word characters, spaces, '-' or '/'), a colon, and
+# either a double-quoted JSON string or everything up to the next comma.
+_SETTING = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+# Keys we write must be read back whole: at least two characters and no trailing space.
+_KEY = re.compile(r"\w[\w \-/]*[\w\-/]")
+# A line is the settings line when it holds at least this many pairs (A1111's rule).
+_MIN_SETTINGS = 3
+_RESERVED_KEYS = frozenset({"prompt", "negative_prompt"})
+
+_AREA_NAMES = {Area.MASKED: "Only masked", Area.WHOLE: "Whole picture"}
+
+
+def format_parameters(
+    job: InpaintJob,
+    *,
+    width: int,
+    height: int,
+    seed: int,
+    model_name: str,
+    extra: Mapping[str, str | int | float] | None = None,
+) -> str:
+    """Write `job` as an A1111 "parameters" text for the image it produced.
+
+    The settings line holds, in this order: Steps, Sampler (the job's scheduler name as is), CFG scale,
+    Seed (the `seed` argument: the job's seed may be None or differ per variant), Size (`width`x`height`),
+    Model (`model_name`), Denoising strength, Mask blur (the mask feather in px), Inpaint area ("Only
+    masked" or "Whole picture"), Masked area padding, then the `extra` pairs in their order (an extra key
+    equal to a standard one replaces its value in place). The "Negative prompt:" line is left out when the
+    negative prompt is empty; with both prompts empty the text is the settings line alone (as A1111 does).
+
+    Raises ValueError when an `extra` key could not be read back as one key (a programming error).
+    """
+    settings: dict[str, str | int | float] = {
+        "Steps": job.steps,
+        "Sampler": job.scheduler,
+        "CFG scale": job.guidance_scale,
+        "Seed": seed,
+        "Size": f"{width}x{height}",
+        "Model": model_name,
+        "Denoising strength": job.strength,
+        "Mask blur": job.mask.feather_px,
+        "Inpaint area": _AREA_NAMES[Area(job.area)],
+        "Masked area padding": job.padding_px,
+    }
+    for key, value in (extra or {}).items():
+        if not isinstance(key, str) or not _KEY.fullmatch(key) or key in _RESERVED_KEYS:
+            raise ValueError(
+                f"Parameter key {key!r} cannot be stored; use letters, digits, spaces, '-' or '/' only, "
+                "at least two characters, not starting or ending with a space."
+            )
+        settings[key] = value
+    line = ", ".join(f"{key}: {_quote(_to_text(value))}" for key, value in settings.items())
+
+    head = job.prompt
+    if job.negative_prompt:
+        negative_line = f"{NEGATIVE_PREFIX} {job.negative_prompt}"
+        head = f"{head}\n{negative_line}" if head else negative_line
+    return f"{head}\n{line}" if head else line
+
+
+def parse_parameters(text: str) -> dict[str, str]:
+    """Read an A1111 "parameters" text into {"prompt", "negative_prompt", and every "Key: value" pair}.
+
+    Rules: blank lines at the very end are ignored; when the last line ends in "\\r" the whole text is
+    taken as CRLF and one "\\r" is removed from each line. The last line is the settings line when it
+    holds at least three "Key: value" pairs (A1111's rule); otherwise the whole text is prompt. The first
+    line that begins with "Negative prompt:" starts the negative prompt (one space after the colon is
+    dropped) and everything before it is the prompt, kept verbatim. Quoted values are unquoted; keys are
+    kept as written (so "Size" stays "512x512"); a later duplicate key wins. "prompt" and
+    "negative_prompt" are always present (empty when missing).
+    """
+    lines = text.split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if lines and lines[-1].endswith("\r"):
+        lines = [line.removesuffix("\r") for line in lines]
+
+    result: dict[str, str] = {}
+    if lines and is_settings_line(lines[-1]):
+        result.update(_parse_settings(lines.pop()))
+
+    start = next((i for i, line in enumerate(lines) if line.startswith(NEGATIVE_PREFIX)), None)
+    if start is None:
+        prompt, negative = "\n".join(lines), ""
+    else:
+        first = lines[start][len(NEGATIVE_PREFIX) :]
+        first = first.removeprefix(" ")
+        prompt, negative = "\n".join(lines[:start]), "\n".join([first, *lines[start + 1 :]])
+    result["prompt"] = prompt
+    result["negative_prompt"] = negative
+    return result
+
+
+def is_settings_line(line: str) -> bool:
+    """True when `line` holds at least three "Key: value" pairs (A1111's test for the settings line)."""
+    return len(_SETTING.findall(line)) >= _MIN_SETTINGS
+
+
+def looks_like_parameters(text: str) -> bool:
+    """True when `text` ends in a settings line with a "Steps" key.
+
+    Used to tell A1111-style text from whatever else a camera or editor wrote into a free-text field
+    (EXIF UserComment, JPEG comment, TIFF ImageDescription).
+    """
+    lines = [line for line in text.split("\n") if line.strip()]
+    return bool(lines) and is_settings_line(lines[-1]) and "Steps" in _parse_settings(lines[-1])
+
+
+def job_overrides_from_parameters(parsed: Mapping[str, str]) -> dict[str, Any]:
+    """Map parsed parameters onto `InpaintJob` field names, with the field's type, for `job.replace(**...)`.
+
+    Known keys: prompt, negative_prompt -> prompt, negative_prompt (verbatim); "Steps" -> steps (int);
+    "CFG scale" -> guidance_scale (float); "Seed" -> seed (int); "Denoising strength" -> strength
+    (float); "Sampler" -> scheduler (the name as is); "Masked area padding" -> padding_px (int);
+    "Inpaint area" -> area ("Only masked" / "Whole picture"). Unknown keys are skipped, and so is a value
+    that is malformed (not a number, not finite, a fraction where a whole number is needed, blank) or that
+    the job would reject (e.g. "Seed: -1", A1111's "random"): an imported image must never make the
+    current settings invalid.
+    """
+    out: dict[str, Any] = {}
+    for name in ("prompt", "negative_prompt"):
+        value = parsed.get(name)
+        if isinstance(value, str):
+            out[name] = value
+
+    candidates: dict[str, Any] = {
+        "steps": _as_int(parsed.get("Steps")),
+        "guidance_scale": _as_float(parsed.get("CFG scale")),
+        "seed": _as_int(parsed.get("Seed")),
+        "strength": _as_float(parsed.get("Denoising strength")),
+        "padding_px": _as_int(parsed.get("Masked area padding")),
+        "area": _as_area(parsed.get("Inpaint area")),
+    }
+    sampler = parsed.get("Sampler")
+    if isinstance(sampler, str) and sampler.strip():
+        out["scheduler"] = sampler
+    for name, value in candidates.items():
+        # The job's own validation is the single source of the allowed ranges; the default job is valid,
+        # so any problem comes from this one value.
+        if value is not None and not InpaintJob(**{name: value}).problems():
+            out[name] = value
+    return out
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------
+def _to_text(value: str | int | float) -> str:
+    if isinstance(value, bool | int | str):
+        return str(value)
+    return repr(float(value))  # repr is the shortest text that reads back as the same float
+
+
+def _quote(value: str) -> str:
+    """A1111's `quote`, widened to every text the plain form would lose (quotes, edge whitespace, CR)."""
+    if value and (any(c in value for c in ',:"\n\r') or value != value.strip()):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        try:
+            loaded = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(loaded, str):
+            return loaded
+    return value
+
+
+def _parse_settings(line: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, raw in _SETTING.findall(line):
+        # An unquoted value never has meaningful edge whitespace (we quote such values).
+        out[key.strip()] = _unquote(raw) if raw.startswith('"') else raw.strip()
+    return out
+
+
+def _as_int(text: str | None) -> int | None:
+    if not isinstance(text, str):
+        return None
+    number = _as_float(text)
+    if number is None or not number.is_integer():
+        return None
+    try:
+        return int(text.strip())  # exact for big whole numbers, where float would round
+    except ValueError:
+        return int(number)  # "30.0"
+
+
+def _as_float(text: str | None) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        number = float(text.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _as_area(text: str | None) -> Area | None:
+    if not isinstance(text, str):
+        return None
+    wanted = text.strip().casefold()
+    return next((area for area, name in _AREA_NAMES.items() if name.casefold() == wanted), None)
