@@ -161,6 +161,8 @@ class Document:
         self.mask = np.zeros((self.height, self.width), np.uint8) if mask is None else mask
         self._check_mask(self.mask)
         self.active_layer_id: str | None = None
+        # Where the image came from, for export: "path", "icc_profile", "exif", "parameters" (PNG text).
+        self.metadata: dict[str, Any] = {}
         self.layers_changed = Event()
         self.pixels_changed = Event()
         self.mask_changed = Event()
@@ -184,6 +186,7 @@ class Document:
         self.layers = list(other.layers)
         self.mask = other.mask
         self.active_layer_id = other.active_layer_id
+        self.metadata = dict(other.metadata)
         self.reset.emit()
 
     @property
@@ -463,17 +466,19 @@ def _composite_strip(layers: list[Layer], rect: Rect, premultiplied: bool) -> np
     regions = [layer.pixels[top:bottom, left:right] for layer in layers]
     # Start from the topmost fully covering layer: what lies under it is invisible (and an untouched
     # photo with empty paint layers above composites by copying, exactly).
-    start = 0
+    start, covered = 0, False
     for index in range(len(layers) - 1, -1, -1):
         if layers[index].opacity >= 1.0 and bool((regions[index][..., 3] == 255).all()):
-            start = index
+            start, covered = index, True
             break
+    # Fully transparent regions change nothing (paint layers mostly are).
+    contributing = [(la, region) for la, region in zip(layers[start:], regions[start:]) if region[..., 3].any()]
+    if covered and len(contributing) == 1:
+        return contributing[0][1].copy()  # opaque: straight == premultiplied, no float round trip
     acc_rgb: np.ndarray | None = None
     acc_a: np.ndarray | None = None
-    for layer, region in zip(layers[start:], regions[start:]):
+    for layer, region in contributing:
         alpha_u8 = region[..., 3]
-        if not alpha_u8.any():
-            continue  # fully transparent here: paint layers mostly are
         alpha = alpha_u8.astype(np.float32) * np.float32(layer.opacity / 255.0)
         rgb = region[..., :3].astype(np.float32) * alpha[..., None]  # premultiplied source
         if acc_rgb is None or acc_a is None:

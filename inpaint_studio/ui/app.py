@@ -1,0 +1,116 @@
+"""Application start-up: QApplication, dark Fusion theme, qasync event loop, the main window.
+
+Nothing here imports torch: the window must appear in well under a second. The engine is loaded later by
+its worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import traceback
+from types import TracebackType
+
+from PySide6.QtCore import QCoreApplication, Qt, QTimer
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+from inpaint_studio import __version__
+
+log = logging.getLogger(__name__)
+
+ORGANISATION = "Inpaint Studio"
+APPLICATION = "Inpaint Studio"
+
+
+def dark_palette() -> QPalette:
+    """A neutral dark palette (image editors use dark chrome so the picture's colours read true)."""
+    palette = QPalette()
+    window, base, text = QColor(50, 50, 53), QColor(36, 36, 38), QColor(222, 222, 226)
+    disabled = QColor(125, 125, 130)
+    highlight = QColor(62, 118, 196)
+    roles = {
+        QPalette.ColorRole.Window: window,
+        QPalette.ColorRole.WindowText: text,
+        QPalette.ColorRole.Base: base,
+        QPalette.ColorRole.AlternateBase: QColor(44, 44, 47),
+        QPalette.ColorRole.ToolTipBase: QColor(30, 30, 32),
+        QPalette.ColorRole.ToolTipText: text,
+        QPalette.ColorRole.PlaceholderText: disabled,
+        QPalette.ColorRole.Text: text,
+        QPalette.ColorRole.Button: QColor(58, 58, 62),
+        QPalette.ColorRole.ButtonText: text,
+        QPalette.ColorRole.BrightText: QColor(255, 90, 90),
+        QPalette.ColorRole.Link: QColor(110, 160, 240),
+        QPalette.ColorRole.Highlight: highlight,
+        QPalette.ColorRole.HighlightedText: QColor(255, 255, 255),
+        QPalette.ColorRole.Light: QColor(75, 75, 80),
+        QPalette.ColorRole.Midlight: QColor(64, 64, 68),
+        QPalette.ColorRole.Mid: QColor(45, 45, 48),
+        QPalette.ColorRole.Dark: QColor(28, 28, 30),
+        QPalette.ColorRole.Shadow: QColor(10, 10, 10),
+    }
+    for role, color in roles.items():
+        palette.setColor(role, color)
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, disabled)
+    palette.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Highlight, QColor(70, 70, 74))
+    return palette
+
+
+def create_application(argv: list[str] | None = None) -> QApplication:
+    """The QApplication with names (for QSettings), high-DPI policy, Fusion style and the dark palette."""
+    existing = QApplication.instance()
+    if isinstance(existing, QApplication):
+        app = existing
+    else:
+        # Exact fractional scaling (125 %, 150 %) instead of rounding, so 100 % zoom is 1:1 device pixels.
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication(argv if argv is not None else sys.argv[:1])
+    QCoreApplication.setOrganizationName(ORGANISATION)
+    QCoreApplication.setOrganizationDomain("inpaint-studio.local")
+    QCoreApplication.setApplicationName(APPLICATION)
+    QCoreApplication.setApplicationVersion(__version__)
+    QGuiApplication.setDesktopFileName("inpaint-studio")
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette())
+    return app
+
+
+def _install_excepthook() -> None:
+    """Exceptions escaping Qt callbacks become a message bar error in the active window, not a silent log."""
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        log.error("uncaught exception:\n%s", "".join(traceback.format_exception(kind, value, tb)))
+        from inpaint_studio.ui.main_window import MainWindow
+
+        window = QApplication.activeWindow()
+        if isinstance(window, MainWindow):
+            window.message_bar.show_error(f"Unexpected error: {value}. The details are in the log.")
+        else:
+            previous(kind, value, tb)
+
+    sys.excepthook = hook
+
+
+def run_gui(paths: list[str]) -> int:
+    """Show the main window, open the first of paths (others become layers), run until it closes."""
+    import qasync
+
+    from inpaint_studio.ui.main_window import MainWindow
+
+    app = create_application()
+    _install_excepthook()
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    window = MainWindow()
+    window.show()
+    if paths:
+        # After the first paint, so the window shows at once even for a 50-megapixel photo.
+        QTimer.singleShot(0, lambda: window.open_or_insert(list(paths)))
+    app.setQuitOnLastWindowClosed(True)
+    with loop:
+        code = loop.run_forever()
+    return int(code) if isinstance(code, int) else 0
