@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,25 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.tiny_models import BOS_ID, EOS_ID, TOKENIZER_MAX_LENGTH, make_tokenizer
+from tests.tiny_models import BOS_ID, EOS_ID, TOKENIZER_MAX_LENGTH, make_tokenizer, single_file_config_dir
 
 SIZE = 64
 STEPS = 2
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_torch_thread() -> Iterator[None]:
+    """Run these tiny models on one thread, restoring the setting afterwards.
+
+    The models are so small that a second thread gains ~20%, but on a shared, busy 2-core machine OpenMP's
+    spin-waiting made the same file take 10x longer (and burn the CPU time other jobs needed).
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +67,6 @@ def _inpaint(pipe: Any, seed: int, **extra: Any) -> np.ndarray:
         height=SIZE,
         width=SIZE,
         num_inference_steps=STEPS,
-        strength=1.0,
         generator=torch.Generator("cpu").manual_seed(seed),
         **extra,
     ).images[0]
@@ -68,10 +83,10 @@ def _assert_seeded(pipe: Any, **extra: Any) -> None:
     assert not np.array_equal(first, other), "a different seed should give different pixels"
 
 
-def _load_inpaint(path: Path) -> Any:
+def _load_inpaint(path: Path, **kwargs: Any) -> Any:
     from diffusers import AutoPipelineForInpainting
 
-    pipe = AutoPipelineForInpainting.from_pretrained(path)
+    pipe = AutoPipelineForInpainting.from_pretrained(path, **kwargs)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -151,3 +166,54 @@ def test_sdxl_refiner_loads_for_inpainting_without_the_first_text_encoder(tiny_s
     assert pipe.text_encoder is None and pipe.tokenizer is None
     assert pipe.config.requires_aesthetics_score
     _assert_seeded(pipe, aesthetic_score=6.0)
+
+
+def test_controlnet_loads_alone_and_selects_the_controlnet_inpaint_pipeline(
+    tiny_controlnet: Path, tiny_sd_inpaint: Path
+) -> None:
+    from diffusers import ControlNetModel, StableDiffusionControlNetInpaintPipeline
+
+    controlnet = ControlNetModel.from_pretrained(tiny_controlnet)
+    pipe = _load_inpaint(tiny_sd_inpaint, controlnet=controlnet)
+    assert type(pipe) is StableDiffusionControlNetInpaintPipeline
+    assert pipe.unet.config.in_channels == 9
+    assert pipe.controlnet.config.cross_attention_dim == pipe.unet.config.cross_attention_dim
+    control_image, _ = _inputs()
+    _assert_seeded(pipe, control_image=control_image)
+
+
+def test_kandinsky22_loads_as_the_combined_inpaint_pipeline(tiny_kandinsky_inpaint: Path) -> None:
+    from diffusers import KandinskyV22InpaintCombinedPipeline
+
+    pipe = _load_inpaint(tiny_kandinsky_inpaint)
+    assert type(pipe) is KandinskyV22InpaintCombinedPipeline
+    assert pipe.unet.config.in_channels == 9
+    # The prior defaults to 25 steps; keep it as short as the decoder.
+    _assert_seeded(pipe, prior_num_inference_steps=STEPS)
+
+
+def test_single_file_checkpoint_loads_offline_with_a_local_config(
+    tiny_sd_inpaint_single_file: Path, tiny_sd_inpaint: Path
+) -> None:
+    import torch
+    from diffusers import StableDiffusionInpaintPipeline
+
+    config_dir = single_file_config_dir(tiny_sd_inpaint_single_file)
+    assert not list(config_dir.rglob("*.safetensors")), "the config folder must not carry weights"
+    # config must be a str: the per-model loaders reject a Path with "Invalid `config` argument".
+    pipe = StableDiffusionInpaintPipeline.from_single_file(str(tiny_sd_inpaint_single_file), config=str(config_dir))
+    pipe.set_progress_bar_config(disable=True)
+    assert type(pipe) is StableDiffusionInpaintPipeline
+    assert pipe.unet.config.in_channels == 9
+
+    # Every converted tensor must land where the diffusers folder has it: from_single_file loads non-strictly,
+    # so a key missed by the conversion would otherwise go unnoticed (left random or on the meta device).
+    reference = _load_inpaint(tiny_sd_inpaint)
+    for name in ("unet", "vae", "text_encoder"):
+        loaded, expected = getattr(pipe, name).state_dict(), getattr(reference, name).state_dict()
+        assert loaded.keys() == expected.keys(), name
+        mismatched = [key for key in expected if not torch.equal(loaded[key], expected[key])]
+        assert not mismatched, f"{name}: {mismatched[:5]}"
+
+    _assert_seeded(pipe)
+    np.testing.assert_array_equal(_inpaint(pipe, seed=0), _inpaint(reference, seed=0))
