@@ -17,6 +17,7 @@ Images (`load_image`) come back in mode "RGB", or "RGBA" when the file has real 
   0..1 and scaled by 255, otherwise as 0..255; then rounded and clipped to 0..255 (NaN -> 0).
 * "P" with a transparent colour -> "RGBA"; "P" without -> "RGB"; "PA" -> "RGBA".
 * "LA" -> "RGBA"; "La"/"RGBa" (premultiplied) -> "RGBA"; "L" and "1" -> "RGB" (grey copied to R, G, B).
+* "L" or "RGB" with a transparent colour (a PNG tRNS chunk) -> "RGBA", that colour fully transparent.
 * Any other mode ("YCbCr", "LAB", "HSV", "RGBX", ...) -> "RGB" with Pillow's conversion.
 * Alpha that is 255 everywhere is not transparency: such an image comes back as "RGB".
 * The ICC profile is kept as it is when it describes RGB data. A grey profile on a grey image is applied
@@ -25,6 +26,7 @@ Images (`load_image`) come back in mode "RGB", or "RGBA" when the file has real 
 * Animated GIF/WebP/PNG, multi-page TIFF and MPO (multi-picture JPEG from phones and cameras): the first
   frame/page, which is the main picture.
 * A 1x1 image is an image.
+* The returned image's `info` is empty: the metadata lives in the `LoadedImage` fields only.
 
 Metadata: `exif` is the raw EXIF block of JPEG, PNG and WebP files (TIFF keeps its metadata in TIFF tags,
 which are not carried; an EXIF block whose orientation cannot be reset is dropped). `parameters` is the
@@ -35,18 +37,23 @@ because cameras write other text there).
 Masks (`load_mask`) come back in mode "L", 255 = repaint, 0 = keep, soft values kept as they are (the
 engine binarises or feathers):
 
-* "L" as is; "1" -> 0/255; "P" without transparency -> its luminance; 16-bit and "I" -> scaled to
-  8 bits, and "F", as for images.
-* "LA", "RGBA", "PA", "La", "RGBa" and "P" with a transparent colour -> the alpha channel, unless the
-  alpha is 255 everywhere (an opaque layer carries its mask in the grey levels): then the luminance.
-* "RGB" and any other mode -> luminance (ITU-R 601-2, Pillow's "L" conversion).
+* "L" (without a transparent colour) as is; "1" -> 0/255; "P" without transparency -> its luminance;
+  16-bit and "I" -> scaled to 8 bits, and "F", as for images.
+* "LA", "RGBA", "PA", "La", "RGBa", and "P", "L" or "RGB" with a transparent colour -> the alpha channel,
+  unless the alpha is 255 everywhere (an opaque layer carries its mask in the grey levels): then the
+  luminance.
+* "RGB" (without a transparent colour) and any other mode -> luminance (ITU-R 601-2, Pillow's "L" conversion).
 * EXIF orientation is applied; ICC profiles are ignored (a mask is data, not colour).
 
 Decompression bombs: Pillow's own limit (`Image.MAX_IMAGE_PIXELS`, process-wide) is set to our
 `MAX_IMAGE_PIXELS` when this module is imported, its warning is turned into an error while we open a file,
 and we check the header's size ourselves before decoding (in case someone switched Pillow's check off).
 Either way the user gets a BadInputError naming the file and its pixel count, before any pixel memory is
-allocated.
+allocated. (`warnings.catch_warnings` is process-wide state before Python 3.14: a load running at the same
+moment in another thread may briefly share that filter, which only makes its bomb check stricter.)
+
+Damaged files: the whole image is decoded inside the open call, so a truncated file fails there, unless
+some other code has set Pillow's `ImageFile.LOAD_TRUNCATED_IMAGES` (we never do).
 
 Only these Pillow formats are opened (no EPS, which would run Ghostscript): see `READ_FORMATS`.
 """
@@ -157,6 +164,7 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
     p = Path(path)
     decoded = _decode(p, kind="image")
     image, icc = _to_rgb(decoded.image, decoded.icc_profile)
+    image.info = {}  # the metadata lives in the fields below, so nothing stale rides along on the pixels
     return LoadedImage(
         image=image,
         path=p,
@@ -176,6 +184,7 @@ def load_mask(path: str | os.PathLike[str], size: tuple[int, int] | None = None)
     """
     p = Path(path)
     mask = _to_mask(_decode(p, kind="mask").image)
+    mask.info = {}
     if size is not None and tuple(mask.size) != tuple(size):
         raise BadInputError(
             f"The mask '{p}' is {mask.width}x{mask.height} but the image is {size[0]}x{size[1]}; "
@@ -428,6 +437,7 @@ def _icc_space(icc: bytes | None) -> str | None:
 def _to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
     """Convert a decoded image to "RGB"/"RGBA" by the module's rules; returns it and the ICC to keep."""
     space = _icc_space(icc)
+    im = _promote_transparent_colour(im)
     mode = im.mode
     if mode == "CMYK":
         return _cmyk_to_rgb(im, icc if space == "CMYK" else None), None
@@ -456,6 +466,13 @@ def _to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | No
     if im.mode == "RGBA" and im.getchannel("A").getextrema()[0] == 255:
         im = im.convert("RGB")  # opaque everywhere: no real transparency
     return im, icc
+
+
+def _promote_transparent_colour(im: Image.Image) -> Image.Image:
+    """A grey or RGB image with a transparent colour (PNG tRNS) gets a real alpha channel."""
+    if im.mode in ("L", "RGB") and im.info.get("transparency") is not None:
+        return im.convert("LA" if im.mode == "L" else "RGBA")
+    return im
 
 
 def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
@@ -552,6 +569,7 @@ def _map_blocks(array: np.ndarray, convert: Any) -> np.ndarray:
 
 def _to_mask(im: Image.Image) -> Image.Image:
     """Any decoded mask image to "L" by the rules in the module docstring."""
+    im = _promote_transparent_colour(im)
     mode = im.mode
     if mode in _INT16_MODES or mode == "I":
         return _int_to_l(im)
@@ -666,11 +684,10 @@ def _save_options(
     exif: bytes | None,
     quality: int,
 ) -> dict[str, Any]:
-    options: dict[str, Any] = {}
     space = _icc_space(icc_profile)
     wanted_space = {"CMYK": "CMYK"}.get(image.mode, "GRAY" if image.mode in ("1", "L", "LA") else "RGB")
-    if icc_profile and space == wanted_space and fmt != "BMP":
-        options["icc_profile"] = icc_profile
+    # Always explicit: some Pillow encoders fall back to image.info, which may hold a stale profile.
+    options: dict[str, Any] = {"icc_profile": icc_profile if space == wanted_space else None}
     exif_block = _upright_exif(exif) if exif else None
 
     if fmt == "PNG":
@@ -690,9 +707,9 @@ def _save_options(
             with_comment = _exif_with_user_comment(exif_block, parameters)
             if fmt == "WEBP" or len(with_comment) <= _MAX_JPEG_SEGMENT:
                 exif_block = with_comment
-            comment = parameters.encode("utf-8")
-            if fmt == "JPEG" and len(comment) <= _MAX_JPEG_SEGMENT:
-                options["comment"] = comment
+        comment = parameters.encode("utf-8") if parameters is not None else b""
+        if fmt == "JPEG":  # explicit, for the same reason as the profile
+            options["comment"] = comment if len(comment) <= _MAX_JPEG_SEGMENT else b""
         if exif_block and (fmt == "WEBP" or len(exif_block) <= _MAX_JPEG_SEGMENT):
             options["exif"] = exif_block
     elif fmt == "TIFF":

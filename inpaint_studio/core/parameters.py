@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -175,8 +176,10 @@ def job_overrides_from_parameters(parsed: Mapping[str, str]) -> dict[str, Any]:
 
 # ---- helpers ---------------------------------------------------------------------------------------------
 def _to_text(value: str | int | float) -> str:
-    if isinstance(value, bool | int | str):
+    if isinstance(value, str | bool):
         return str(value)
+    if isinstance(value, numbers.Integral):  # also numpy integers
+        return str(int(value))
     return repr(float(value))  # repr is the shortest text that reads back as the same float
 
 

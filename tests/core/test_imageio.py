@@ -275,6 +275,7 @@ def test_loaded_image_fields(tmp_path: Path) -> None:
     assert loaded.path == path and loaded.format == "PNG" and loaded.original_mode == "RGB"
     assert loaded.image.mode == "RGB" and loaded.size == (64, 48)
     assert loaded.icc_profile is None and loaded.exif is None and loaded.parameters is None
+    assert loaded.image.info == {}  # metadata lives in the fields, not on the pixels
     assert np.array_equal(pixels(loaded.image), pixels(noise()))
 
 
@@ -341,6 +342,15 @@ def test_palette_without_transparency_becomes_rgb(tmp_path: Path) -> None:
     path = tmp_path / "pal.png"
     noise().convert("P").save(path)
     assert load_image(path).image.mode == "RGB"
+
+
+def test_transparent_colour_becomes_alpha(tmp_path: Path) -> None:
+    path = tmp_path / "trns.png"
+    rgb([(10, 20, 30), (40, 50, 60)]).save(path, transparency=(10, 20, 30))
+    loaded = load_image(path)
+    assert loaded.image.mode == "RGBA"
+    assert pixels(loaded.image).tolist() == [[[10, 20, 30, 0], [40, 50, 60, 255]]]
+    assert pixels(load_mask(path)).tolist() == [[0, 255]]  # a mask uses that alpha too
 
 
 def test_la_becomes_rgba(tmp_path: Path) -> None:
@@ -696,6 +706,16 @@ def test_icc_profile_is_carried_through(tmp_path: Path, ext: str) -> None:
     with Image.open(out) as reopened:
         assert reopened.info.get("icc_profile") == icc
     assert load_image(out).icc_profile == icc
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png", "webp", "tif"])
+def test_stale_metadata_on_the_image_is_not_written(tmp_path: Path, ext: str) -> None:
+    image = noise()
+    image.info.update(icc_profile=srgb_icc(), comment=b"old comment", exif=exif_bytes(3))
+    out = save_image(image, tmp_path / f"out.{ext}")
+    with Image.open(out) as reopened:
+        assert "icc_profile" not in reopened.info and "comment" not in reopened.info
+        assert 0x0112 not in reopened.getexif()
 
 
 def test_mismatched_icc_profile_is_left_out(tmp_path: Path) -> None:
