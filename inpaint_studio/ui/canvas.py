@@ -170,6 +170,13 @@ class Canvas(QWidget):
         self._fit_mode = False
         self._after_view_change()
 
+    def set_view(self, zoom: float, offset: QPointF) -> None:
+        """Set zoom and the widget position of the image's top-left corner exactly (tests, benchmarks)."""
+        self._zoom = min(ZOOM_MAX, max(ZOOM_MIN, zoom))
+        self._offset = QPointF(offset)
+        self._fit_mode = False
+        self._after_view_change(clamp=False)
+
     def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
         self.set_zoom(self._zoom * factor, anchor)
 
