@@ -1,0 +1,632 @@
+"""The generation worker: one QThread that owns the Engine (and so torch), fed by a FIFO job queue.
+
+The UI thread talks to `EngineWorker`, a QObject that lives on the UI thread: `submit()` captures an
+immutable request (copies of the pixels, the frozen job, a CancelToken) and returns a job id at once; the
+queue is kept here, on the UI thread, so cancelling a queued job never races with the worker. One job at a
+time goes to `_EngineHost`, the QObject that lives in the worker thread, creates the Engine lazily (the first
+``import torch`` happens there, never on the UI thread) and runs jobs. Its events come back as one queued Qt
+signal and are re-emitted here as typed signals, so every receiver runs on the UI thread whatever kind of
+callable it is.
+
+Why a facade instead of moving EngineWorker itself into the thread: the queue, the job ids and the
+signals the panels connect to must be usable synchronously from the UI thread, while the engine must only
+ever be touched from the worker thread; splitting the two objects makes that rule structural.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from inpaint_studio.core.errors import CancelledError, EngineError, InpaintStudioError
+from inpaint_studio.core.jobspec import InpaintJob
+from inpaint_studio.engine.events import (
+    CancelToken,
+    EngineEvent,
+    InpaintResult,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobProgress,
+    JobStarted,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+REMOVED_FROM_QUEUE = "Removed from the queue before it started; nothing was changed."
+
+# Threads that did not stop within shutdown()'s timeout. Qt aborts the process when a running QThread
+# object is destroyed, so they are kept referenced until the process exits.
+_ORPHANS: list[QThread] = []
+
+
+def orphaned_threads() -> int:
+    """How many worker threads are still running after a timed-out shutdown (the app may then os._exit)."""
+    return sum(1 for thread in _ORPHANS if thread.isRunning())
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything a job needs, captured on the UI thread; the pixel arrays are private read-only copies."""
+
+    job_id: int
+    job: InpaintJob
+    image: np.ndarray  # HxWx3 or HxWx4 uint8
+    mask: np.ndarray  # HxW uint8, 255 = repaint
+    cancel: CancelToken
+    preview_every: int = 0
+    submitted: float = 0.0
+
+
+@dataclass(frozen=True)
+class JobQueued:
+    job_id: int
+    job: InpaintJob
+    position: int  # 0 = runs next
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the worker learnt while loading the engine (shown in the status bar, kept in history)."""
+
+    device: str  # e.g. "cpu", "cuda:0"
+    device_name: str  # e.g. "CPU (2 threads of 2)"
+    torch_version: str
+    import_s: float  # time spent importing torch + diffusers in the worker thread
+    first_op_s: float  # time of the first torch operation (thread-pool start)
+
+
+def _frozen_copy(array: np.ndarray) -> np.ndarray:
+    copy = np.array(array, copy=True, order="C")
+    copy.flags.writeable = False
+    return copy
+
+
+def as_image_array(image: Image.Image | np.ndarray) -> np.ndarray:
+    """An RGB or RGBA uint8 array copy of a PIL image or array."""
+    if isinstance(image, Image.Image):
+        if image.mode not in ("RGB", "RGBA"):
+            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+        return _frozen_copy(np.asarray(image))
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ValueError(f"image must be HxWx3/4 uint8, got {array.shape} {array.dtype}")
+    return _frozen_copy(array)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The object that lives in the worker thread
+# ----------------------------------------------------------------------------------------------------
+
+
+class _EngineHost(QObject):
+    """Owns the Engine; every slot runs in the worker thread."""
+
+    event = Signal(object)  # EngineEvent
+    done = Signal(int)  # job id: the worker is free again
+    loading = Signal()
+    ready = Signal(object)  # EngineInfo
+    load_failed = Signal(str)
+
+    def __init__(self, engine_factory: Callable[[], Any] | None = None) -> None:
+        super().__init__()
+        self._engine: Any = None
+        self._factory = engine_factory
+        self._owns_engine = engine_factory is None  # an injected engine is released by whoever made it
+        self.info: EngineInfo | None = None
+
+    def _ensure_engine(self) -> Any:
+        if self._engine is not None:
+            return self._engine
+        self.loading.emit()
+        start = time.perf_counter()
+        import diffusers  # noqa: F401  (imported now so the first job does not pay for it)
+        import torch  # the first import of torch in the process happens here, off the UI thread
+
+        imported = time.perf_counter()
+        # The first op starts torch's intra-op thread pool: a one-time cost better paid before a job.
+        (torch.ones(64, 64) @ torch.ones(64, 64)).sum().item()
+        first_op = time.perf_counter()
+        from inpaint_studio.engine.devices import describe_device, pick_device
+        from inpaint_studio.engine.runner import Engine
+
+        self._engine = self._factory() if self._factory else Engine()
+        device = pick_device("auto")
+        self.info = EngineInfo(
+            device=device,
+            device_name=describe_device(device),
+            torch_version=torch.__version__,
+            import_s=imported - start,
+            first_op_s=first_op - imported,
+        )
+        self.ready.emit(self.info)
+        return self._engine
+
+    @Slot()
+    def warm_up(self) -> None:
+        try:
+            self._ensure_engine()
+        except Exception as exc:  # a broken install must not kill the thread
+            log.exception("engine start-up failed")
+            self.load_failed.emit(
+                f"The generation engine could not start ({type(exc).__name__}: {str(exc)[:120]}); "
+                "reinstall the application or use the classical fill."
+            )
+
+    @Slot(object)
+    def run(self, request: JobRequest) -> None:
+        try:
+            if request.cancel.cancelled:
+                self.event.emit(JobCancelled(request.job_id))
+                return
+            try:
+                engine = self._ensure_engine()
+            except Exception as exc:
+                log.exception("engine start-up failed")
+                error = EngineError(
+                    f"The generation engine could not start ({type(exc).__name__}); "
+                    "reinstall the application or use the classical fill."
+                )
+                self.event.emit(JobFailed(request.job_id, str(error), error))
+                return
+            try:
+                engine.run(
+                    request.job,
+                    request.image,
+                    request.mask,
+                    on_event=self.event.emit,
+                    cancel=request.cancel,
+                    job_id=request.job_id,
+                    preview_every=request.preview_every,
+                )
+            except InpaintStudioError:
+                pass  # the engine already emitted JobFailed / JobCancelled for it
+            except Exception as exc:  # defensive: Engine.run converts these, but the worker must survive
+                log.exception("job %s failed outside the engine's handler", request.job_id)
+                error = EngineError(f"The generation failed unexpectedly ({type(exc).__name__}); try again.")
+                self.event.emit(JobFailed(request.job_id, str(error), error))
+        finally:
+            self.done.emit(request.job_id)
+
+    @Slot()
+    def release(self) -> None:
+        if self._engine is not None:
+            self._engine.release()
+
+    @Slot()
+    def stop(self) -> None:
+        """Free the model and end the thread's event loop (runs after any job in progress)."""
+        try:
+            if self._owns_engine:
+                self.release()
+        finally:
+            self._engine = None
+            thread = self.thread()
+            if thread is not None:
+                thread.quit()
+
+
+# ----------------------------------------------------------------------------------------------------
+# The UI-thread facade
+# ----------------------------------------------------------------------------------------------------
+
+
+class EngineWorker(QObject):
+    """Queue + signals on the UI thread, engine in a worker thread. See the module docstring."""
+
+    job_queued = Signal(object)  # JobQueued
+    job_started = Signal(object)  # JobStarted
+    job_progress = Signal(object)  # JobProgress
+    job_finished = Signal(object)  # JobFinished
+    job_cancelled = Signal(object)  # JobCancelled
+    job_failed = Signal(object)  # JobFailed
+    event = Signal(object)  # every EngineEvent and JobQueued, in order
+    job_done = Signal(int)  # a job left the worker (whatever its outcome)
+    queue_changed = Signal()
+    busy_changed = Signal(bool)
+    engine_loading = Signal()
+    engine_ready = Signal(object)  # EngineInfo
+    engine_failed = Signal(str)
+
+    # Private: queued calls into the worker thread.
+    _run = Signal(object)
+    _warm = Signal()
+    _release = Signal()
+    _stop = Signal()
+
+    def __init__(self, parent: QObject | None = None, engine_factory: Callable[[], Any] | None = None) -> None:
+        """`engine_factory` builds the engine in the worker thread (default: a new `Engine`, which the
+        worker then owns and releases on shutdown; an injected one is left loaded)."""
+        super().__init__(parent)
+        self._ids = itertools.count(1)
+        self._pending: deque[JobRequest] = deque()
+        self._current: JobRequest | None = None
+        self._closing = False
+        self.engine_info: EngineInfo | None = None
+        self.engine_state = "idle"  # idle | loading | ready | failed
+        self._thread = QThread()
+        self._thread.setObjectName("inpaint-engine")
+        self._host = _EngineHost(engine_factory)
+        self._host.moveToThread(self._thread)
+        self._run.connect(self._host.run)
+        self._warm.connect(self._host.warm_up)
+        self._release.connect(self._host.release)
+        self._stop.connect(self._host.stop)
+        self._host.event.connect(self._on_event)
+        self._host.done.connect(self._on_done)
+        self._host.loading.connect(self._on_loading)
+        self._host.ready.connect(self._on_ready)
+        self._host.load_failed.connect(self._on_load_failed)
+        self._thread.finished.connect(self._host.deleteLater)
+        self._thread.start()
+
+    # ---- state --------------------------------------------------------------------------------------
+    @property
+    def current_id(self) -> int | None:
+        return self._current.job_id if self._current else None
+
+    @property
+    def current_job(self) -> InpaintJob | None:
+        return self._current.job if self._current else None
+
+    def pending_ids(self) -> list[int]:
+        return [request.job_id for request in self._pending]
+
+    def pending_job(self, job_id: int) -> InpaintJob | None:
+        return next((r.job for r in self._pending if r.job_id == job_id), None)
+
+    @property
+    def is_busy(self) -> bool:
+        return self._current is not None or bool(self._pending)
+
+    @property
+    def is_running(self) -> bool:
+        """The worker thread is alive (False after shutdown)."""
+        return self._thread.isRunning()
+
+    # ---- commands (UI thread) -------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Load torch and create the engine now (the window calls this shortly after it is shown)."""
+        if not self._closing and self.engine_state == "idle":
+            self._warm.emit()
+
+    def release_model(self) -> None:
+        """Unload the current model once the worker is free (returns its memory)."""
+        if not self._closing:
+            self._release.emit()
+
+    def submit(
+        self, job: InpaintJob, image: Image.Image | np.ndarray, mask: np.ndarray, *, preview_every: int = 0
+    ) -> int:
+        """Queue a job; returns its id at once. The image and mask are copied now, on the calling thread."""
+        if self._closing:
+            raise RuntimeError("the worker is shut down")
+        mask_array = np.asarray(mask)
+        if mask_array.ndim == 3:
+            mask_array = mask_array[..., 0]
+        request = JobRequest(
+            job_id=next(self._ids),
+            job=job,
+            image=as_image_array(image),
+            mask=_frozen_copy(mask_array.astype(np.uint8, copy=False)),
+            cancel=CancelToken(),
+            preview_every=int(preview_every),
+            submitted=time.monotonic(),
+        )
+        was_busy = self.is_busy
+        self._pending.append(request)
+        queued = JobQueued(request.job_id, job, len(self._pending) - 1 + (1 if self._current else 0))
+        self.job_queued.emit(queued)
+        self.event.emit(queued)
+        self.queue_changed.emit()
+        if not was_busy:
+            self.busy_changed.emit(True)
+        self._dispatch()
+        return request.job_id
+
+    def cancel_current(self) -> bool:
+        """Ask the running job to stop at its next step; False when nothing runs."""
+        if self._current is None:
+            return False
+        self._current.cancel.cancel()
+        return True
+
+    def cancel_queued(self, job_id: int) -> bool:
+        """Remove a job that has not started; it reports JobCancelled. False when it is not queued."""
+        for request in list(self._pending):
+            if request.job_id == job_id:
+                self._pending.remove(request)
+                self._emit(JobCancelled(job_id, REMOVED_FROM_QUEUE))
+                self.job_done.emit(job_id)
+                self.queue_changed.emit()
+                self._maybe_idle()
+                return True
+        return False
+
+    def cancel(self, job_id: int) -> bool:
+        """Cancel a job wherever it is (running or queued)."""
+        if self._current is not None and self._current.job_id == job_id:
+            return self.cancel_current()
+        return self.cancel_queued(job_id)
+
+    def cancel_all(self) -> None:
+        for job_id in self.pending_ids():
+            self.cancel_queued(job_id)
+        self.cancel_current()
+
+    def shutdown(self, timeout_s: float = 3.0) -> bool:
+        """Cancel everything, free the model and stop the thread, waiting at most `timeout_s`.
+
+        Never blocks longer: a job stuck in a step that cannot be interrupted keeps running detached (its
+        thread is kept referenced so Qt does not abort on its destruction). Returns True when stopped.
+        """
+        if self._closing:
+            return not self._thread.isRunning()
+        self._closing = True
+        self.cancel_all()
+        self._stop.emit()
+        stopped = self._thread.wait(max(0, int(timeout_s * 1000)))
+        if not stopped:
+            log.warning("the engine thread did not stop within %.1f s; leaving it detached", timeout_s)
+            _ORPHANS.append(self._thread)
+            self._thread.setParent(None)
+        return bool(stopped)
+
+    # ---- internals (UI thread) ------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        if self._current is not None or not self._pending or self._closing:
+            return
+        self._current = self._pending.popleft()
+        self.queue_changed.emit()
+        self._run.emit(self._current)
+
+    def _emit(self, event: EngineEvent) -> None:
+        if isinstance(event, JobProgress):
+            self.job_progress.emit(event)
+        elif isinstance(event, JobStarted):
+            self.job_started.emit(event)
+        elif isinstance(event, JobFinished):
+            self.job_finished.emit(event)
+        elif isinstance(event, JobCancelled):
+            self.job_cancelled.emit(event)
+        elif isinstance(event, JobFailed):
+            self.job_failed.emit(event)
+        self.event.emit(event)
+
+    @Slot(object)
+    def _on_event(self, event: EngineEvent) -> None:
+        self._emit(event)
+
+    @Slot(int)
+    def _on_done(self, job_id: int) -> None:
+        if self._current is not None and self._current.job_id == job_id:
+            self._current = None
+        self.job_done.emit(job_id)
+        self._dispatch()
+        self._maybe_idle()
+
+    def _maybe_idle(self) -> None:
+        if not self.is_busy:
+            self.busy_changed.emit(False)
+
+    @Slot()
+    def _on_loading(self) -> None:
+        self.engine_state = "loading"
+        self.engine_loading.emit()
+
+    @Slot(object)
+    def _on_ready(self, info: EngineInfo) -> None:
+        self.engine_state = "ready"
+        self.engine_info = info
+        self.engine_ready.emit(info)
+
+    @Slot(str)
+    def _on_load_failed(self, message: str) -> None:
+        self.engine_state = "failed"
+        self.engine_failed.emit(message)
+
+
+async def run_job(
+    worker: EngineWorker,
+    job: InpaintJob,
+    image: Image.Image | np.ndarray,
+    mask: np.ndarray,
+    *,
+    preview_every: int = 0,
+    on_event: Callable[[EngineEvent], None] | None = None,
+) -> InpaintResult:
+    """Submit a job and await its result (for qasync controllers).
+
+    Raises the job's InpaintStudioError (CancelledError when it was cancelled). Cancelling the awaiting
+    task cancels the job.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[InpaintResult] = loop.create_future()
+    job_id: int | None = None
+
+    receiver = _FutureReceiver(worker, future, on_event)
+    job_id = worker.submit(job, image, mask, preview_every=preview_every)
+    receiver.job_id = job_id
+    receiver.flush()
+    try:
+        return await future
+    except asyncio.CancelledError:
+        worker.cancel(job_id)
+        raise
+    finally:
+        receiver.disconnect_all()
+
+
+class _FutureReceiver(QObject):
+    """Resolves an asyncio future from the worker's signals (a QObject, so slots run on the UI thread)."""
+
+    def __init__(
+        self,
+        worker: EngineWorker,
+        future: asyncio.Future[InpaintResult],
+        on_event: Callable[[EngineEvent], None] | None,
+    ) -> None:
+        super().__init__()
+        self.worker, self.future, self.on_event = worker, future, on_event
+        self.job_id: int | None = None
+        self._early: list[Any] = []  # events seen before submit() returned the id (JobQueued)
+        worker.event.connect(self._on_event)
+
+    def flush(self) -> None:
+        early, self._early = self._early, []
+        for event in early:
+            self._on_event(event)
+
+    def disconnect_all(self) -> None:
+        with contextlib.suppress(RuntimeError, TypeError):  # already gone (worker deleted)
+            self.worker.event.disconnect(self._on_event)
+
+    @Slot(object)
+    def _on_event(self, event: Any) -> None:
+        if self.job_id is None:
+            self._early.append(event)
+            return
+        if getattr(event, "job_id", None) != self.job_id:
+            return
+        if self.on_event is not None:
+            self.on_event(event)
+        if self.future.done():
+            return
+        if isinstance(event, JobFinished):
+            self.future.set_result(event.result)
+        elif isinstance(event, JobCancelled):
+            self.future.set_exception(CancelledError(event.message))
+        elif isinstance(event, JobFailed):
+            self.future.set_exception(event.error or EngineError(event.message))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Model downloads: their own thread, so a multi-GB download never holds up the generation queue
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DownloadProgress:
+    repo_id: str
+    done_bytes: int
+    total_bytes: int  # 0 while unknown (the hub reports sizes as files start)
+    files_done: int
+    files_total: int
+
+
+class ModelDownloader(QObject):
+    """Runs `engine.models.download` in a daemon thread with progress and cancel.
+
+    A daemon thread (not a QThread) so that closing the app mid-download never waits for the network;
+    the partial files stay in the Hugging Face cache and the next download resumes them.
+    """
+
+    progress = Signal(object)  # DownloadProgress
+    finished = Signal(str, str)  # repo id, local path
+    failed = Signal(str, str)  # repo id, one-sentence message
+    cancelled = Signal(str)  # repo id
+
+    def __init__(self, parent: QObject | None = None, download: Callable[..., Path] | None = None) -> None:
+        super().__init__(parent)
+        self._download = download
+        self._active: dict[str, CancelToken] = {}
+
+    def is_downloading(self, repo_id: str | None = None) -> bool:
+        return bool(self._active) if repo_id is None else repo_id in self._active
+
+    def start(self, repo_id: str) -> bool:
+        if repo_id in self._active:
+            return False
+        token = CancelToken()
+        self._active[repo_id] = token
+        thread = threading.Thread(target=self._work, args=(repo_id, token), name=f"download {repo_id}", daemon=True)
+        thread.start()
+        return True
+
+    def cancel(self, repo_id: str) -> None:
+        token = self._active.get(repo_id)
+        if token is not None:
+            token.cancel()
+
+    def _work(self, repo_id: str, token: CancelToken) -> None:  # runs in the download thread
+        try:
+            download = self._download
+            if download is None:
+                from inpaint_studio.engine.models import download
+            path = download(repo_id, progress=_progress_class(repo_id, token, self.progress.emit))
+            token.raise_if_cancelled()
+        except CancelledError:
+            self._active.pop(repo_id, None)
+            self.cancelled.emit(repo_id)
+        except InpaintStudioError as exc:
+            self._active.pop(repo_id, None)
+            self.failed.emit(repo_id, str(exc))
+        except Exception as exc:
+            log.exception("download of %s failed", repo_id)
+            self._active.pop(repo_id, None)
+            self.failed.emit(
+                repo_id, f"The download of {repo_id} failed ({type(exc).__name__}); check the connection and retry."
+            )
+        else:
+            self._active.pop(repo_id, None)
+            self.finished.emit(repo_id, str(path))
+
+
+def _progress_class(repo_id: str, token: CancelToken, report: Callable[[DownloadProgress], None]) -> type:
+    """A tqdm class for huggingface_hub that reports to `report` and raises CancelledError on cancel."""
+    from tqdm.auto import tqdm
+
+    state = {"files_done": 0, "files_total": 0, "done": 0, "total": 0, "last": 0.0}
+    lock = threading.Lock()
+
+    class _Progress(tqdm):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.pop("name", None)
+            kwargs["disable"] = False
+            kwargs["file"] = io.StringIO()  # never print to the console
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            token.raise_if_cancelled()
+            result = super().update(n)
+            self._report()
+            return result
+
+        def refresh(self, *args: Any, **kwargs: Any) -> None:
+            token.raise_if_cancelled()
+            super().refresh(*args, **kwargs)
+
+        def _report(self) -> None:
+            with lock:
+                if self.unit == "B":
+                    state["done"] = max(state["done"], int(self.n))
+                    state["total"] = max(state["total"], int(self.total or 0))
+                else:
+                    state["files_done"], state["files_total"] = int(self.n), int(self.total or 0)
+                now = time.monotonic()
+                finished = state["files_total"] and state["files_done"] >= state["files_total"]
+                if now - state["last"] < 0.1 and not finished:
+                    return  # at most ~10 updates a second
+                state["last"] = now
+                snapshot = DownloadProgress(
+                    repo_id, state["done"], state["total"], state["files_done"], state["files_total"]
+                )
+            report(snapshot)
+
+    return _Progress
