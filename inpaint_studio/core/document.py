@@ -21,6 +21,7 @@ else changed.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ MASK = "mask"
 """The `read_region` / `write_region` target naming the document's mask."""
 
 _STRIP_ROWS = 256  # composite large rects in strips so the float scratch buffers stay small
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def new_layer_id() -> str:
@@ -461,6 +463,23 @@ def composite_layers(layers: list[Layer], rect: Rect, premultiplied: bool = Fals
     return out
 
 
+def _alpha_words(region: np.ndarray) -> np.ndarray:
+    """Each RGBA pixel as one uint32 whose top byte is alpha (little-endian): fast alpha tests."""
+    return region.view(np.uint32)[..., 0]
+
+
+def _is_opaque(region: np.ndarray) -> bool:
+    if _LITTLE_ENDIAN:
+        return bool((_alpha_words(region) >= 0xFF000000).all())
+    return bool((region[..., 3] == 255).all())
+
+
+def _has_alpha(region: np.ndarray) -> bool:
+    if _LITTLE_ENDIAN:
+        return bool((_alpha_words(region) > 0x00FFFFFF).any())
+    return bool(region[..., 3].any())
+
+
 def _composite_strip(layers: list[Layer], rect: Rect, premultiplied: bool) -> np.ndarray:
     left, top, right, bottom = rect
     regions = [layer.pixels[top:bottom, left:right] for layer in layers]
@@ -468,34 +487,41 @@ def _composite_strip(layers: list[Layer], rect: Rect, premultiplied: bool) -> np
     # photo with empty paint layers above composites by copying, exactly).
     start, covered = 0, False
     for index in range(len(layers) - 1, -1, -1):
-        if layers[index].opacity >= 1.0 and bool((regions[index][..., 3] == 255).all()):
+        if layers[index].opacity >= 1.0 and _is_opaque(regions[index]):
             start, covered = index, True
             break
     # Fully transparent regions change nothing (paint layers mostly are).
-    contributing = [(la, region) for la, region in zip(layers[start:], regions[start:]) if region[..., 3].any()]
+    contributing = [(la, region) for la, region in zip(layers[start:], regions[start:]) if _has_alpha(region)]
     if covered and len(contributing) == 1:
         return contributing[0][1].copy()  # opaque: straight == premultiplied, no float round trip
+    if not contributing:
+        return np.zeros((bottom - top, right - left, 4), np.uint8)
     acc_rgb: np.ndarray | None = None
     acc_a: np.ndarray | None = None
     for layer, region in contributing:
-        alpha_u8 = region[..., 3]
-        alpha = alpha_u8.astype(np.float32) * np.float32(layer.opacity / 255.0)
-        rgb = region[..., :3].astype(np.float32) * alpha[..., None]  # premultiplied source
+        alpha = region[..., 3].astype(np.float32)
+        alpha *= np.float32(layer.opacity / 255.0)
+        rgb = region[..., :3].astype(np.float32)
+        rgb *= alpha[..., None]  # premultiplied source
         if acc_rgb is None or acc_a is None:
             acc_rgb, acc_a = rgb, alpha
         else:
             keep = 1.0 - alpha
-            acc_rgb = rgb + acc_rgb * keep[..., None]
-            acc_a = alpha + acc_a * keep
-    if acc_rgb is None or acc_a is None:
-        return np.zeros((bottom - top, right - left, 4), np.uint8)
-    if premultiplied:
-        rgb_out = acc_rgb
-    else:
+            acc_rgb *= keep[..., None]
+            acc_rgb += rgb
+            acc_a *= keep
+            acc_a += alpha
+    assert acc_rgb is not None and acc_a is not None
+    if not premultiplied:
         with np.errstate(divide="ignore", invalid="ignore"):
-            rgb_out = np.where(acc_a[..., None] > 0, acc_rgb / acc_a[..., None], 0.0)
+            acc_rgb /= acc_a[..., None]
+        acc_rgb[acc_a <= 0] = 0.0
     result = np.empty((bottom - top, right - left, 4), np.uint8)
-    np.clip(rgb_out + 0.5, 0, 255, out=rgb_out)
-    result[..., :3] = rgb_out
-    result[..., 3] = np.clip(acc_a * 255.0 + 0.5, 0, 255)
+    acc_rgb += 0.5
+    np.clip(acc_rgb, 0, 255, out=acc_rgb)
+    result[..., :3] = acc_rgb
+    acc_a *= 255.0
+    acc_a += 0.5
+    np.clip(acc_a, 0, 255, out=acc_a)
+    result[..., 3] = acc_a
     return result
