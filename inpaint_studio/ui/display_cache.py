@@ -94,9 +94,11 @@ class DisplayCache:
             bottom = min(level.shape[0], math.ceil(bottom / 2))
             if right <= left or bottom <= top:
                 break
-            block = above[2 * top : 2 * bottom, 2 * left : 2 * right].astype(np.uint16)
-            total = block[0::2, 0::2] + block[1::2, 0::2] + block[0::2, 1::2] + block[1::2, 1::2]
-            level[top:bottom, left:right] = ((total + 2) >> 2).astype(np.uint8)  # exact 2x2 box average
+            block = above[2 * top : 2 * bottom, 2 * left : 2 * right]
+            # INTER_AREA at exactly half size is a 2x2 box average (on premultiplied pixels, as it must be).
+            level[top:bottom, left:right] = cv2.resize(
+                block, (right - left, bottom - top), interpolation=cv2.INTER_AREA
+            )
 
     def image_for(self, scale: float) -> tuple[QImage, float] | None:
         """The smallest level still at least as detailed as the screen; returns it and its scale (1/2^k)."""
