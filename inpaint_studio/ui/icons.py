@@ -109,3 +109,60 @@ def swatch(color: QColor) -> QIcon:
         p.drawRoundedRect(QRectF(5, 5, 22, 22), 3, 3)
 
     return _draw(paint)
+
+
+def layer_add() -> QIcon:
+    def paint(p: QPainter) -> None:
+        p.drawRect(QRectF(6, 9, 16, 16))
+        p.drawLine(QPointF(24, 4), QPointF(24, 12))
+        p.drawLine(QPointF(20, 8), QPointF(28, 8))
+
+    return _draw(paint)
+
+
+def layer_duplicate() -> QIcon:
+    def paint(p: QPainter) -> None:
+        p.drawRect(QRectF(11, 5, 15, 15))
+        p.setBrush(QColor(50, 50, 53))
+        p.drawRect(QRectF(6, 12, 15, 15))
+
+    return _draw(paint)
+
+
+def layer_merge_down() -> QIcon:
+    def paint(p: QPainter) -> None:
+        p.drawLine(QPointF(16, 4), QPointF(16, 17))
+        p.drawLine(QPointF(10, 11), QPointF(16, 17))
+        p.drawLine(QPointF(22, 11), QPointF(16, 17))
+        p.drawRect(QRectF(6, 21, 20, 6))
+
+    return _draw(paint)
+
+
+def layer_flatten() -> QIcon:
+    def paint(p: QPainter) -> None:
+        for y in (7, 14):
+            p.setPen(QPen(QColor(INK.red(), INK.green(), INK.blue(), 110), 2))
+            p.drawLine(QPointF(8, y), QPointF(24, y))
+        p.setPen(QPen(INK, 2))
+        p.setBrush(INK)
+        p.drawRect(QRectF(6, 20, 20, 6))
+
+    return _draw(paint)
+
+
+def layer_delete() -> QIcon:
+    def paint(p: QPainter) -> None:
+        p.drawLine(QPointF(7, 9), QPointF(25, 9))
+        p.drawLine(QPointF(13, 9), QPointF(13, 5))
+        p.drawLine(QPointF(13, 5), QPointF(19, 5))
+        p.drawLine(QPointF(19, 5), QPointF(19, 9))
+        path = QPainterPath(QPointF(9, 9))
+        path.lineTo(QPointF(11, 27))
+        path.lineTo(QPointF(21, 27))
+        path.lineTo(QPointF(23, 9))
+        p.drawPath(path)
+        p.drawLine(QPointF(14, 13), QPointF(14.5, 23))
+        p.drawLine(QPointF(18, 13), QPointF(17.5, 23))
+
+    return _draw(paint)

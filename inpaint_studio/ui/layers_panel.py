@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from inpaint_studio.core.document import Document, Layer, Rect
+from inpaint_studio.ui import icons
 from inpaint_studio.ui.commands import (
     AddLayerCommand,
     DuplicateLayerCommand,
@@ -79,6 +80,10 @@ class LayersPanel(QWidget):
         self.opacity = QSlider(Qt.Orientation.Horizontal, self)
         self.opacity.setRange(0, 100)
         self.opacity.setToolTip("Opacity of the selected layer")
+        # Apply on release (tracking off): each change recomposites the whole image, too slow to do per pixel
+        # of slider travel on a large photo. The label follows the drag.
+        self.opacity.setTracking(False)
+        self.opacity.sliderMoved.connect(lambda v: self.opacity_label.setText(f"{v} %"))
         self.opacity.valueChanged.connect(self._on_opacity)
         self.opacity_label = QLabel("100 %", self)
         self.opacity_label.setMinimumWidth(44)
@@ -87,11 +92,11 @@ class LayersPanel(QWidget):
         opacity_row.addWidget(self.opacity, 1)
         opacity_row.addWidget(self.opacity_label)
 
-        self.add_button = self._button("＋", "New paint layer", self.add_paint_layer)
-        self.duplicate_button = self._button("⧉", "Duplicate layer", self.duplicate_active)
-        self.merge_button = self._button("⤓", "Merge down", self.merge_down_active)
-        self.flatten_button = self._button("▭", "Flatten image", self.flatten)
-        self.delete_button = self._button("🗑", "Delete layer", self.delete_active)
+        self.add_button = self._button(icons.layer_add(), "New paint layer", self.add_paint_layer)
+        self.duplicate_button = self._button(icons.layer_duplicate(), "Duplicate layer", self.duplicate_active)
+        self.merge_button = self._button(icons.layer_merge_down(), "Merge down", self.merge_down_active)
+        self.flatten_button = self._button(icons.layer_flatten(), "Flatten image", self.flatten)
+        self.delete_button = self._button(icons.layer_delete(), "Delete layer", self.delete_active)
         buttons = QHBoxLayout()
         for button in (self.add_button, self.duplicate_button, self.merge_button, self.flatten_button):
             buttons.addWidget(button)
@@ -113,9 +118,11 @@ class LayersPanel(QWidget):
         document.reset.connect(self.rebuild)
         self.rebuild()
 
-    def _button(self, text: str, tip: str, slot: object) -> QToolButton:
+    def _button(self, icon: QIcon, tip: str, slot: object) -> QToolButton:
         button = QToolButton(self)
-        button.setText(text)
+        button.setIcon(icon)
+        button.setIconSize(QSize(20, 20))
+        button.setAutoRaise(True)
         button.setToolTip(tip)
         button.setAccessibleName(tip)
         button.clicked.connect(slot)

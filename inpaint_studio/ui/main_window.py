@@ -73,6 +73,7 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp);;All files
 EXPORT_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp);;TIFF (*.tif *.tiff);;BMP (*.bmp)"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 ENGINE_PLACEHOLDER = "Engine: not loaded"
+MIN_BRUSH_ON_SCREEN = 24  # logical pixels
 
 
 class MainWindow(QMainWindow):
@@ -259,8 +260,9 @@ class MainWindow(QMainWindow):
         a("swap_erase", "S&wap Paint/Erase", self.swap_erase, ["X"])
         a("size_up", "Bigger Brush", self.tool_settings.bigger, ["]"])
         a("size_down", "Smaller Brush", self.tool_settings.smaller, ["["])
-        a("harder", "Harder Brush", self.tool_settings.harder, ["Shift+]", "}"])
-        a("softer", "Softer Brush", self.tool_settings.softer, ["Shift+[", "{"])
+        # One sequence each: on X11 "Shift+[" also matches "{", and two matches make Qt drop the key.
+        a("harder", "Harder Brush", self.tool_settings.harder, ["Shift+]"])
+        a("softer", "Softer Brush", self.tool_settings.softer, ["Shift+["])
         a("paint_color", "Paint &Colour…", self.choose_color, [], "Choose the paint colour")
 
         a("mask_clear", "&Clear Mask", self.clear_mask, ["Ctrl+D", "Ctrl+Shift+A"])
@@ -375,8 +377,10 @@ class MainWindow(QMainWindow):
         self.size_label = QLabel("", self)
         self.zoom_label = QLabel("", self)
         self.engine_label = QLabel(ENGINE_PLACEHOLDER, self)
-        self.cursor_label.setMinimumWidth(110)
+        self.cursor_label.setMinimumWidth(120)
+        self.zoom_label.setMinimumWidth(60)
         for label in (self.cursor_label, self.size_label, self.zoom_label, self.engine_label):
+            label.setContentsMargins(8, 0, 8, 0)
             status.addPermanentWidget(label)
 
     # ----------------------------------------------------------------- tools
@@ -476,6 +480,11 @@ class MainWindow(QMainWindow):
         self._document.reset_from(document)
         self._undo_stack.clear()
         self._undo_stack.setClean()
+        # A brush a few screen pixels wide at fit zoom is unusable (a 40 px brush on a 6000 px photo):
+        # start such photos with one about MIN_BRUSH_ON_SCREEN pixels wide instead.
+        scale = self._canvas.scale
+        if scale > 0 and self.tool_settings.size * scale < MIN_BRUSH_ON_SCREEN / 3:
+            self.tool_settings.set_size(round(MIN_BRUSH_ON_SCREEN / scale))
         self._canvas.setFocus()
 
     def insert_image_as_layer(self, image: Image.Image, name: str) -> Layer | None:

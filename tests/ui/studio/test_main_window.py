@@ -447,3 +447,12 @@ def test_window_opens_without_importing_torch(image_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok")
+
+
+def test_a_huge_photo_starts_with_a_brush_visible_at_fit_zoom(window: MainWindow) -> None:
+    window.tool_settings.set_size(40)
+    window.open_image(Image.new("RGB", (9000, 300)), "huge")  # wide: tiny at fit, cheap to make
+    assert window.tool_settings.size * window.canvas.scale >= 20
+    window.tool_settings.set_size(40)
+    window.open_image(Image.new("RGB", (300, 200)), "small")
+    assert window.tool_settings.size == 40  # usable sizes are left alone
