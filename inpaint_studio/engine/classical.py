@@ -24,24 +24,29 @@ Methods (``ClassicalMethod``):
 - AUTO: per item, FSR where it measurably wins and stays affordable, NAVIER_STOKES elsewhere (see
   ``_choose_auto``).
 
-Measurements behind the defaults (PSNR inside the hole, dB, mean over 10 skimage photos/textures x 4-6
-random placements, 2 CPU cores; lines are 120 px long)::
+Measurements behind the defaults (PSNR inside the hole, dB; one hole per crop with 16 px of context, 10
+skimage photos and textures x 4-5 random placements; lines are 120 px long; 2 busy CPU cores). Rows
+disc 32/48/64 pool two runs (90 samples); NS and Telea at radius 3-5 and 9 were measured too::
 
-    hole            NS r1   NS r3   Telea r3  Telea r5  FSR fast   FSR ms
-    line 1 px       31.0    29.8    27.4      26.6      31.7        63
-    line 3 px       26.9    26.2    25.8      25.3      29.1       105
-    line 6 px       24.6    24.2    23.9      23.7      26.3       132
-    disc 3 px       37.1    35.9    33.0      32.4      36.9         2
-    disc 8 px       31.5    31.2    29.7      29.3      33.3         9
-    disc 16 px      24.2    24.0    23.4      23.4      26.4        31
-    disc 32 px      24.4    24.0    23.4      23.6      26.3        88
-    disc 48 px      19.3    19.3    19.3      19.4      21.4       200
-    disc 64 px      20.5    20.6    20.3      20.5      19.9       318
+    hole            NS r1   Telea r3   FSR fast   FSR - NS   FSR ms
+    line 1 px       30.8    27.4       31.7       +0.9        63
+    line 3 px       26.9    25.8       29.1       +2.2       105
+    line 6 px       24.6    23.9       26.3       +1.7       132
+    disc 3 px       37.1    33.0       36.9       -0.2         2
+    disc 8 px       31.5    29.7       33.3       +1.8         9
+    disc 16 px      24.2    23.4       26.4       +2.2        31
+    disc 24 px      24.3    23.5       26.1       +1.8        52
+    disc 32 px      24.0    23.3       25.7       +1.7       115
+    disc 40 px      20.9    20.8       22.1       +1.2       160
+    disc 48 px      20.5    20.4       21.8       +1.3       205
+    disc 56 px      21.7    21.2       21.9       +0.3       310
+    disc 64 px      20.1    19.9       19.6       -0.5       305
 
-NS and Telea cost < 3 ms on any of these; NS with radius 1 was the best of the two on every case, Telea
-best at radius 3. FSR gains ~2 dB on holes 3-48 px thick but costs ~10-20 ms per 16x16 block of hole, and
-loses on holes 64 px thick. Context: NS/Telea use only their radius; FSR does as well with 8 px around the
-hole as with 32 px once its partial edge blocks are padded (see ``_fsr``). Every crop gets >= 16 px.
+NS and Telea cost < 3 ms on any of these. NS at radius 1 beat Telea on every case; Telea was best at
+radius 3 on holes up to ~48 px (larger radii gain 0.2-0.7 dB on holes 64-192 px across, at 3-20x the
+time). FSR gains 1-2 dB on holes 3-48 px thick, nothing from ~56 px, and costs ~10-20 ms per 16x16 block
+of hole. Context: NS/Telea use only their radius; FSR does as well with 8 px around the hole as with
+32 px once its partial edge blocks are padded (see ``_fsr``). Every crop gets >= 16 px.
 
 RGBA: the alpha channel is filled too, with the same method, as its own single-channel image, so a hole
 that crosses an alpha edge keeps a plausible edge. Where the alpha around a hole is constant (the usual,
@@ -82,13 +87,13 @@ _SMALL = 64  # groups whose bounding box fits in this many px are binned by tile
 _MIN_MARGIN = 16  # context around every item (FSR, measured, is as good with 8 px; 16 is cheap insurance)
 _FSR_BLOCK = 16  # FSR's largest block: its cost grows with the blocks that hold hole pixels
 
-# AUTO: FSR for holes at least 3 px and at most ~56 px thick (max distance to a known pixel in
+# AUTO: FSR for holes at least 3 px and at most ~48 px thick (max distance to a known pixel in
 # [_FSR_MIN_DEPTH, _FSR_MAX_DEPTH]), NS elsewhere. FSR costs ~12-20 ms per 16x16 block holding hole pixels
 # (measured on the eval masks: spots 15, scratches 21, large blobs 29 ms/block on a busy 2-core machine),
 # so it gets a budget of blocks per call: a large mask stays interactive (about 1 s of FSR on one core) and
 # a count, not a clock, keeps the result reproducible.
 _FSR_MIN_DEPTH = 2.0
-_FSR_MAX_DEPTH = 28.0
+_FSR_MAX_DEPTH = 24.0
 _FSR_BUDGET_BLOCKS = 64
 
 
@@ -288,27 +293,32 @@ def _tile_group(
 ) -> list[_Item] | None:
     """Cut a long, sparse group (a wire, a scratch) into tiles with a halo; None = keep it whole.
 
-    A tile is only valid when every owned pixel of its core has a known pixel within the halo inside the
-    tile's crop; otherwise the group is thicker than estimated and is processed whole.
+    Every owned pixel of a tile's core must have a known pixel within the halo inside the tile's crop. Where
+    it does not (a big spot sits on the wire), that tile's halo grows until it does; a tile that would need
+    more than ``2 * _TILE`` sends the whole group back to one crop.
     """
     h, w = hole.shape
     bh, bw = box[1] - box[0], box[3] - box[2]
     if bh * bw <= max(4 * area, _TILE**2):
         return None  # compact or small enough: one crop costs little more than the tiles would
     thickness = area / max(bh, bw)  # over-estimates a stroke's width (whole cells are counted)
-    halo = _margin(radius, thickness)
-    if halo > _TILE // 2:
+    base_halo = _margin(radius, thickness)
+    if base_halo > _TILE // 2:
         return None
     tiles: list[_Item] = []
     for ty in range(box[0], box[1], _TILE):
         for tx in range(box[2], box[3], _TILE):
             core = (ty, min(ty + _TILE, box[1]), tx, min(tx + _TILE, box[3]))
-            item = _measure(hole, labels, key_of_label, _Item(_expand(core, halo, (h, w)), core, key))
-            if item.blocks == 0:
-                continue  # no owned hole pixel in this tile
-            if item.depth > halo:
-                return None
-            tiles.append(item)
+            halo = base_halo
+            while True:
+                item = _measure(hole, labels, key_of_label, _Item(_expand(core, halo, (h, w)), core, key))
+                if item.blocks == 0 or item.depth <= halo:
+                    break
+                halo = max(2 * halo, math.ceil(item.depth) + _MIN_MARGIN)
+                if halo > 2 * _TILE:
+                    return None
+            if item.blocks:  # else: no owned hole pixel in this tile
+                tiles.append(item)
     return tiles
 
 
@@ -344,7 +354,7 @@ def _measure(hole: np.ndarray, labels: np.ndarray, key_of_label: np.ndarray, ite
 
 
 def _choose_auto(items: list[_Item]) -> list[ClassicalMethod]:
-    """AUTO: FSR for groups 3-56 px thick while the block budget lasts (cheapest first), NS elsewhere.
+    """AUTO: FSR for groups 3-48 px thick while the block budget lasts (cheapest first), NS elsewhere.
 
     The choice is made per group (all tiles of a wire get the same method, so its texture does not change
     half-way) and depends on the mask only, never on timing.

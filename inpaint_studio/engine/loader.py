@@ -49,7 +49,10 @@ def load_pipeline(info: ModelInfo, device: str, memory_mode: MemoryMode = Memory
     try:
         if info.source == "single_file":
             cls = StableDiffusionXLInpaintPipeline if info.family.is_sdxl else StableDiffusionInpaintPipeline
-            pipe = cls.from_single_file(str(info.path), **common)
+            kwargs = dict(common)
+            if info.config_dir is not None:
+                kwargs.update(config=str(info.config_dir), local_files_only=True)
+            pipe = cls.from_single_file(str(info.path), **kwargs)
         else:
             kwargs = dict(common, local_files_only=True)
             if dtype == torch.float16 and _has_fp16_variant(info.path):
@@ -58,7 +61,14 @@ def load_pipeline(info: ModelInfo, device: str, memory_mode: MemoryMode = Memory
                 # Artists' own images: the NSFW checker blanks false positives and costs memory.
                 kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
             pipe = AutoPipelineForInpainting.from_pretrained(str(info.path), **kwargs)
-    except (OSError, ValueError, KeyError) as exc:
+    except Exception as exc:
+        if info.source == "single_file" and info.config_dir is None and _is_offline_error(exc):
+            raise ModelUnavailableError(
+                f"The checkpoint {info.name} needs its model configuration from the Hugging Face hub once; "
+                "connect to the internet and try again, or put a diffusers config folder named 'config' beside it."
+            ) from exc
+        if not isinstance(exc, (OSError, ValueError, KeyError, RuntimeError)):
+            raise
         raise ModelUnavailableError(
             f"The model {info.name} could not be loaded ({_short(exc)}); it may be incomplete: "
             "download it again or choose another model."
@@ -72,6 +82,11 @@ def load_pipeline(info: ModelInfo, device: str, memory_mode: MemoryMode = Memory
         pipe.to(device)
     # PyTorch's scaled-dot-product attention is diffusers' default processor on torch 2: nothing to enable.
     return pipe
+
+
+def _is_offline_error(exc: BaseException) -> bool:
+    names = {type(e).__name__ for e in (exc, exc.__cause__, exc.__context__) if e is not None}
+    return bool(names & {"LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectionError"})
 
 
 def _short(exc: BaseException) -> str:

@@ -74,6 +74,7 @@ class ModelInfo:
     pipeline_class: str | None = None
     in_channels: int | None = None
     revision: str | None = None  # hub commit hash when known
+    config_dir: Path | None = None  # single files: a local diffusers config folder, if one lies beside it
 
     @property
     def name(self) -> str:
@@ -91,6 +92,7 @@ class ModelInfo:
         data = asdict(self)
         data["family"] = self.family.value
         data["path"] = str(self.path) if self.path else None
+        data["config_dir"] = str(self.config_dir) if self.config_dir else None
         return data
 
 
@@ -124,8 +126,13 @@ def detect_folder(path: Path, reference: str | None = None, source: str = "folde
             family = Family.SDXL_INPAINT
         elif in_channels == 4 and family is Family.SD_INPAINT:
             family = Family.SD
-    if family is Family.SDXL_INPAINT and not (path / "text_encoder").is_dir() and in_channels == 4:
-        family = Family.SDXL_REFINER  # the refiner has only text_encoder_2
+    index_data = _read_json(index)
+    if (
+        family.is_sdxl
+        and in_channels == 4
+        and (index_data.get("requires_aesthetics_score") or not (path / "text_encoder").is_dir())
+    ):
+        family = Family.SDXL_REFINER  # the refiner has only text_encoder_2 and aesthetic-score conditioning
     if family is Family.UNKNOWN:
         raise ModelUnavailableError(
             f"The model in {path} is a '{class_name or 'unknown'}' pipeline, which cannot inpaint; "
@@ -179,7 +186,20 @@ def detect_single_file(path: Path) -> ModelInfo:
         path=path,
         pipeline_class=pipeline_class,
         in_channels=in_channels,
+        config_dir=single_file_config(path),
     )
+
+
+def single_file_config(path: Path) -> Path | None:
+    """A diffusers config folder for a single-file checkpoint: `<name>.config/` or `config/` beside it.
+
+    from_single_file needs diffusers configs; without a local folder it fetches them from the hub (once,
+    then they are cached), which an offline machine cannot do.
+    """
+    for candidate in (path.with_name(path.stem + ".config"), path.parent / "config"):
+        if (candidate / "model_index.json").is_file():
+            return candidate
+    return None
 
 
 # ---- hub ----------------------------------------------------------------------------------------------

@@ -98,3 +98,13 @@ def test_installed_models_reads_a_hub_cache(tmp_path, tiny_sd_inpaint):
     (repo / "blobs").mkdir()
     found = installed_models(tmp_path)
     assert [(m.id, m.family) for m in found] == [("tiny/inpaint", Family.SD_INPAINT)]
+
+
+def test_sdxl_refiner_is_recognised(tiny_sdxl_refiner):
+    assert resolve_model(str(tiny_sdxl_refiner)).family is Family.SDXL_REFINER
+
+
+def test_single_file_finds_its_config_folder(tiny_sd_inpaint_single_file):
+    info = resolve_model(str(tiny_sd_inpaint_single_file))
+    assert info.source == "single_file" and info.family is Family.SD_INPAINT and info.in_channels == 9
+    assert info.config_dir is not None and (info.config_dir / "model_index.json").is_file()

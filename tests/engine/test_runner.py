@@ -246,3 +246,29 @@ def test_missing_models_say_what_to_do(engine, tmp_path):
         engine.run(job_for(tmp_path / "empty"), image, mask)
     with pytest.raises(ModelUnavailableError, match="no such file or folder"):
         engine.run(job_for(tmp_path / "missing.safetensors"), image, mask)
+
+
+def test_single_file_checkpoint_gives_the_same_pixels_as_its_folder(
+    engine, tiny_sd_inpaint, tiny_sd_inpaint_single_file
+):
+    image, mask = photo(64, 64), box_mask(64, 64, (16, 16, 48, 48))
+    from_folder = engine.run(job_for(tiny_sd_inpaint), image, mask)
+    from_file = engine.run(job_for(tiny_sd_inpaint_single_file), image, mask)
+    assert from_file.model["source"] == "single_file"
+    assert np.array_equal(np.asarray(from_file.images[0]), np.asarray(from_folder.images[0]))
+
+
+def test_single_file_without_config_offline_says_what_to_do(engine, tiny_sd_inpaint_single_file, tmp_path):
+    import shutil
+
+    lone = tmp_path / "lone.safetensors"
+    shutil.copy(tiny_sd_inpaint_single_file, lone)
+    image, mask = photo(64, 64), box_mask(64, 64, (16, 16, 48, 48))
+    with pytest.raises(ModelUnavailableError, match="needs its model configuration from the Hugging Face hub once"):
+        engine.run(job_for(lone), image, mask)
+
+
+def test_refiner_alone_is_refused(engine, tiny_sdxl_refiner):
+    image, mask = photo(64, 64), box_mask(64, 64, (16, 16, 48, 48))
+    with pytest.raises(BadInputError, match="refiner"):
+        engine.run(job_for(tiny_sdxl_refiner), image, mask)
