@@ -21,9 +21,7 @@ def composite(original: np.ndarray, generated: np.ndarray, weight: np.ndarray) -
     return np.where(w >= 1.0, generated, out)
 
 
-def match_color(
-    generated: np.ndarray, original: np.ndarray, mask: np.ndarray, ring_px: int = 16
-) -> np.ndarray:
+def match_color(generated: np.ndarray, original: np.ndarray, mask: np.ndarray, ring_px: int = 16) -> np.ndarray:
     """Shift the generated image's colour statistics (Lab mean/std) to those of the original around the mask.
 
     Statistics come from a ring just outside the mask, where the generated image should agree with the
