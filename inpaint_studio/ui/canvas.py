@@ -35,6 +35,7 @@ from PySide6.QtGui import (
     QPen,
     QPixmap,
     QPolygonF,
+    QRegion,
     QResizeEvent,
     QTabletEvent,
     QUndoStack,
@@ -111,6 +112,9 @@ class Canvas(QWidget):
         self._pointer: QPointF | None = None  # last pointer position in widget coordinates
         self._stroke_button: Qt.MouseButton | None = None
         self._tablet_down = False
+        self._preview_region = QRegion()  # where the selection outline was drawn (to erase it)
+        self._preview_points = 0  # lasso points already outlined
+        self._cursor_radius_shown = 0.0  # radius of the brush outline last painted
 
         self.tools: dict[str, Tool] = {cls.name: cls(document, undo_stack, settings) for cls in TOOL_CLASSES}
         self._tool = self.tools["mask_brush"]
@@ -135,7 +139,7 @@ class Canvas(QWidget):
         self.finish_gesture()
         self._tool = tool
         self._update_cursor()
-        self.update()
+        self.update(self._cursor_rect(self._pointer))  # the brush outline appears or goes
         self.tool_changed.emit(name)
 
     def finish_gesture(self) -> None:
@@ -144,7 +148,7 @@ class Canvas(QWidget):
         self._tablet_down = False
         if self._tool.busy:
             self._tool.finish()
-            self.update()
+            self._refresh_preview()
 
     @property
     def zoom(self) -> float:
@@ -284,8 +288,10 @@ class Canvas(QWidget):
                 self.update()
 
     def _on_settings_changed(self) -> None:
-        if self._tool.cursor == "brush":
-            self.update()  # the brush outline changed size
+        if self._tool.cursor == "brush" and self._pointer is not None:
+            # The outline changed size: repaint where the old and the new one are.
+            self.update(self._cursor_rect(self._pointer, self._cursor_radius_shown))
+            self.update(self._cursor_rect(self._pointer))
 
     def _wrap_mask(self) -> None:
         mask = self.document.mask
@@ -421,25 +427,47 @@ class Canvas(QWidget):
         )
 
     def _paint_preview(self, painter: QPainter) -> None:
+        # Outlines only (no fill): updating a dragged rectangle or a growing lasso then repaints thin
+        # strips, not the whole area under them. Subtracting draws in the mask colour.
         preview = self._tool.preview()
         if preview is None:
             return
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
         points = [self.map_from_document(x, y) for x, y in preview.points]
-        fill = QColor(MASK_COLOR)
-        fill.setAlpha(0 if preview.subtract else 50)
-        dark, light = QPen(QColor(0, 0, 0), 1), QPen(QColor(255, 255, 255), 1, Qt.PenStyle.DashLine)
-        shape: QRectF | QPolygonF
-        shape = QRectF(points[0], points[-1]).normalized() if preview.kind == "rect" else QPolygonF(points)
-        for pen in (dark, light):
+        dashes = QPen(MASK_COLOR if preview.subtract else QColor(255, 255, 255), 1, Qt.PenStyle.DashLine)
+        for pen in (QPen(QColor(0, 0, 0), 1), dashes):
             painter.setPen(pen)
-            painter.setBrush(fill if pen is dark else Qt.BrushStyle.NoBrush)
-            if isinstance(shape, QRectF):
-                painter.drawRect(shape)
+            if preview.kind == "rect":
+                painter.drawRect(QRectF(points[0], points[-1]).normalized())
             else:
-                painter.drawPolygon(shape)
+                painter.drawPolyline(QPolygonF(points))
         painter.restore()
+
+    def _refresh_preview(self) -> None:
+        """Schedule repaints for what the selection outline changed (see _paint_preview)."""
+        preview = self._tool.preview()
+        if preview is None:
+            if not self._preview_region.isEmpty():
+                self.update(self._preview_region)
+            self._preview_region = QRegion()
+            self._preview_points = 0
+            return
+        if preview.kind == "rect":
+            corners = [self.map_from_document(x, y) for x, y in preview.points]
+            outline = _outline_region(QRectF(corners[0], corners[-1]).normalized().toAlignedRect())
+            self.update(self._preview_region.united(outline))
+            self._preview_region = outline
+            return
+        start = max(0, self._preview_points - 1)  # the segments added since the last refresh
+        new_points = [self.map_from_document(x, y) for x, y in preview.points[start:]]
+        if len(preview.points) < self._preview_points:
+            start, new_points = 0, [self.map_from_document(x, y) for x, y in preview.points]
+        segment = QPolygonF(new_points).boundingRect().toAlignedRect().adjusted(-3, -3, 3, 3)
+        self.update(segment)
+        self._preview_region = self._preview_region.united(segment)
+        self._preview_points = len(preview.points)
 
     def _brush_radius_px(self) -> float:
         return self.settings.size * self.scale / 2
@@ -450,7 +478,7 @@ class Canvas(QWidget):
         if self.document.is_empty:
             return
         centre = self._pointer
-        radius = self._brush_radius_px()
+        radius = self._cursor_radius_shown = self._brush_radius_px()
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -466,10 +494,10 @@ class Canvas(QWidget):
             painter.drawLine(centre + QPointF(0, 3), centre + QPointF(0, 8))
         painter.restore()
 
-    def _cursor_rect(self, point: QPointF | None) -> QRect:
+    def _cursor_rect(self, point: QPointF | None, radius_px: float | None = None) -> QRect:
         if point is None:
             return QRect()
-        radius = max(self._brush_radius_px(), 8) + 3
+        radius = max(self._brush_radius_px() if radius_px is None else radius_px, 8) + 3
         return QRectF(point.x() - radius, point.y() - radius, 2 * radius, 2 * radius).toAlignedRect()
 
     def _move_pointer(self, point: QPointF | None) -> None:
@@ -510,8 +538,8 @@ class Canvas(QWidget):
         )
 
     def _repaint_preview(self) -> None:
-        if self._tool.preview() is not None or self._tool.busy:
-            self.update()  # selection outlines can span the whole view
+        if self._tool.preview() is not None or not self._preview_region.isEmpty():
+            self._refresh_preview()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         self.setFocus(Qt.FocusReason.MouseFocusReason)
@@ -549,7 +577,7 @@ class Canvas(QWidget):
         if self._stroke_button is not None and event.button() == self._stroke_button:
             self._stroke_button = None
             self._tool.release(self._pointer_event(pos, event.modifiers()))
-            self.update()
+            self._refresh_preview()
 
     def tabletEvent(self, event: QTabletEvent) -> None:
         # Handle the pen ourselves (accepting stops Qt from synthesising mouse events) to get pressure.
@@ -644,6 +672,18 @@ class Canvas(QWidget):
     def sync_pointer(self) -> None:
         """Re-read the global cursor position (after zooming with keys the outline must follow)."""
         self._move_pointer(QPointF(self.mapFromGlobal(QCursor.pos())))
+
+
+def _outline_region(rect: QRect, pad: int = 2) -> QRegion:
+    """The four edges of rect as a region (what repainting a rectangle's outline needs)."""
+    region = QRegion()
+    grown = rect.adjusted(-pad, -pad, pad, pad)
+    thickness = 2 * pad + 1
+    region += QRect(grown.left(), grown.top(), grown.width(), thickness)
+    region += QRect(grown.left(), grown.bottom() - thickness + 1, grown.width(), thickness)
+    region += QRect(grown.left(), grown.top(), thickness, grown.height())
+    region += QRect(grown.right() - thickness + 1, grown.top(), thickness, grown.height())
+    return region
 
 
 def _opaque_view(layer: Layer) -> Layer:

@@ -83,7 +83,8 @@ class MessageBar(QFrame):
         self._label.setText(text + suffix)
         background, text_colour, border = _COLOURS[kind]
         self.setStyleSheet(
-            f"#MessageBar {{ background: {background}; border: 1px solid {border}; border-radius: 4px; }}"
+            f"#MessageBar {{ background: {background}; border: 1px solid {border}; border-radius: 4px;"
+            " margin: 6px 6px 2px 6px; }"
             f"#MessageBar QLabel, #MessageBar QToolButton {{ color: {text_colour}; background: transparent; "
             "border: none; }"
         )

@@ -152,3 +152,21 @@ def test_undo_during_a_stroke_commits_the_stroke_first(opened: MainWindow) -> No
     assert not opened.document.mask.any()
     QTest.mouseRelease(opened.canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(90, 80))
     assert not opened.document.mask.any()
+
+
+def test_selection_outline_is_drawn_while_dragging_and_erased_after(opened: MainWindow) -> None:
+    from PySide6.QtCore import QPoint
+    from PySide6.QtTest import QTest
+
+    canvas = opened.canvas
+    opened.canvas.set_show_mask(False)  # compare against the bare image
+    before = canvas.grab().toImage()
+    opened.select_tool("rect_select")
+    QTest.mousePress(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(20, 30))
+    QTest.mouseMove(canvas, QPoint(100, 70))
+    during = canvas.grab().toImage()
+    assert during.pixelColor(60, 30) != before.pixelColor(60, 30)  # on the top edge
+    assert during.pixelColor(60, 50) == before.pixelColor(60, 50)  # inside: outline only
+    QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(100, 70))
+    after = canvas.grab().toImage()
+    assert after.pixelColor(60, 30) == before.pixelColor(60, 30)
