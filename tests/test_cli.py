@@ -1,0 +1,131 @@
+"""The headless command line: outputs, metadata, exit codes, and nothing written on failure."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inpaint_studio.cli import main
+from inpaint_studio.core.parameters import parse_parameters
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    image = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 256, (67, 101, 3), dtype=np.uint8)).save(image)
+    mask = np.zeros((67, 101), np.uint8)
+    mask[20:40, 30:60] = 255
+    mask_path = tmp_path / "mask.png"
+    Image.fromarray(mask).save(mask_path)
+    return image, mask_path, tmp_path
+
+
+def test_classical_inpaint_writes_the_output_with_parameters(files, capsys):
+    image, mask, tmp = files
+    out = tmp / "out.png"
+    assert main(["inpaint", str(image), "--mask", str(mask), "-o", str(out), "--seed", "5", "-q"]) == 0
+    with Image.open(out) as result:
+        assert result.size == (101, 67)
+        params = parse_parameters(result.info["parameters"])
+    assert params["Seed"] == "5"
+    assert "seed 5" in capsys.readouterr().out
+
+
+def test_diffusion_variants_and_progress_bar(files, tiny_sd_inpaint, capsys):
+    image, mask, tmp = files
+    out = tmp / "cat.png"
+    argv = ["inpaint", str(image), "--mask", str(mask), "-o", str(out), "--model", str(tiny_sd_inpaint)]
+    argv += ["--prompt", "a cat", "--steps", "2", "--seed", "9", "--variants", "2", "--scheduler", "Euler"]
+    assert main(argv) == 0
+    first, second = tmp / "cat-1.png", tmp / "cat-2.png"
+    assert first.is_file() and second.is_file() and not out.exists()
+    with Image.open(second) as img:
+        params = parse_parameters(img.info["parameters"])
+    assert params["prompt"] == "a cat" and params["Seed"] == "10" and params["Sampler"] == "Euler"
+    captured = capsys.readouterr()
+    assert "2/2" in captured.err or "4/4" in captured.err  # the progress bar reached the end
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "needle"),
+    [
+        (["--strength", "0"], 2, "Strength is 0.0"),
+        (["--model", "nobody/nothing"], 3, "not installed"),
+        (["--model", "/no/such/folder"], 3, "was not found"),
+        (["--steps", "0"], 2, "Steps is 0"),
+    ],
+)
+def test_bad_parameters_exit_with_a_code_and_one_line(files, capsys, extra, code, needle):
+    image, mask, tmp = files
+    out = tmp / "out.png"
+    assert main(["inpaint", str(image), "--mask", str(mask), "-o", str(out), *extra]) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+    assert not out.exists()
+
+
+def test_bad_files_exit_2_and_write_nothing(files, capsys):
+    image, mask, tmp = files
+    out = tmp / "out.png"
+    out.write_bytes(b"previous result")
+    small = tmp / "small.png"
+    Image.new("L", (10, 10), 255).save(small)
+    assert main(["inpaint", str(image), "--mask", str(small), "-o", str(out)]) == 2
+    assert "10x10 but the image is 101x67" in capsys.readouterr().err
+    empty = tmp / "empty.png"
+    Image.new("L", (101, 67), 0).save(empty)
+    assert main(["inpaint", str(image), "--mask", str(empty), "-o", str(out)]) == 2
+    assert "mask is empty" in capsys.readouterr().err
+    zero = tmp / "zero.jpg"
+    zero.write_bytes(b"")
+    assert main(["inpaint", str(zero), "--mask", str(mask), "-o", str(out)]) == 2
+    assert "zero.jpg" in capsys.readouterr().err
+    assert main(["inpaint", str(image), "--mask", str(mask), "-o", str(tmp / "out.xyz")]) == 2
+    assert out.read_bytes() == b"previous result"  # never overwritten by a failed run
+    assert sorted(p.name for p in tmp.iterdir()) == [
+        "empty.png",
+        "mask.png",
+        "out.png",
+        "photo.png",
+        "small.png",
+        "zero.jpg",
+    ]
+
+
+def test_models_lists_classic_and_the_catalog(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "classic" in out and "stable-diffusion-v1-5/stable-diffusion-inpainting" in out
+
+
+def test_console_entry_point_runs_headless():
+    proc = subprocess.run(
+        [sys.executable, "-m", "inpaint_studio", "inpaint", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and "--mask" in proc.stdout
+
+
+def test_ctrl_c_cancels_with_130_and_writes_nothing(files, tiny_sd_inpaint):
+    import os
+    import signal
+
+    image, mask, tmp = files
+    out = tmp / "never.png"
+    argv = [sys.executable, "-m", "inpaint_studio", "inpaint", str(image), "--mask", str(mask), "-o", str(out)]
+    argv += ["--model", str(tiny_sd_inpaint), "--steps", "400", "--resolution", "128", "--seed", "1"]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    seen = ""
+    while "] 1/" not in seen and "] 2/" not in seen:  # wait for the first denoising steps
+        char = proc.stderr.read(1)
+        assert char, f"process ended early: {seen}"
+        seen += char
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130
+    assert "Cancel" in seen + rest
+    assert not out.exists()
