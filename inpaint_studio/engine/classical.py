@@ -20,7 +20,8 @@ Methods (``ClassicalMethod``):
   xphoto uses the *inverted* mask convention (non-zero = valid pixel, 0 = missing) and a BGR image: it
   converts to YCrCb internally, so channel order matters, and it slightly alters pixels outside the hole
   (the YCrCb round trip), which is one reason results are written back through the mask only.
-  ``INPAINT_FSR_BEST`` is not used: on the study below it was ~20-40x slower for <= 0.5 dB.
+  ``INPAINT_FSR_BEST`` is not used: measured 13-16x slower than FAST and 0.3-1.0 dB *worse* (discs of
+  8 and 16 px, 3 px lines; 10 samples each).
 - AUTO: per item, FSR where it measurably wins and stays affordable, NAVIER_STOKES elsewhere (see
   ``_choose_auto``).
 
@@ -43,10 +44,11 @@ disc 32/48/64 pool two runs (90 samples); NS and Telea at radius 3-5 and 9 were 
     disc 64 px      20.1    19.9       19.6       -0.5       305
 
 NS and Telea cost < 3 ms on any of these. NS at radius 1 beat Telea on every case; Telea was best at
-radius 3 on holes up to ~48 px (larger radii gain 0.2-0.7 dB on holes 64-192 px across, at 3-20x the
-time). FSR gains 1-2 dB on holes 3-48 px thick, nothing from ~56 px, and costs ~10-20 ms per 16x16 block
-of hole. Context: NS/Telea use only their radius; FSR does as well with 8 px around the hole as with
-32 px once its partial edge blocks are padded (see ``_fsr``). Every crop gets >= 16 px.
+radius 3 on thin lines and small spots (on holes 64-192 px across, radius 5-9 gains 0.2-0.7 dB for either
+method at 3-20x the time). FSR gains 1-2 dB on holes 3-48 px across, nothing from ~56 px, and costs
+~10-20 ms per 16x16 block of hole. Context: NS/Telea use only their radius; FSR does as well with 8 px
+around the hole as with 32 px once its partial edge blocks are padded (see ``_fsr``). Every crop gets
+>= 16 px.
 
 RGBA: the alpha channel is filled too, with the same method, as its own single-channel image, so a hole
 that crosses an alpha edge keeps a plausible edge. Where the alpha around a hole is constant (the usual,
