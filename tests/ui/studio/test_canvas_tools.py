@@ -170,3 +170,29 @@ def test_selection_outline_is_drawn_while_dragging_and_erased_after(opened: Main
     QTest.mouseRelease(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(100, 70))
     after = canvas.grab().toImage()
     assert after.pixelColor(60, 30) == before.pixelColor(60, 30)
+
+
+def test_tablet_pressure_scales_the_brush(opened: MainWindow) -> None:
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QPointingDevice, QTabletEvent
+    from PySide6.QtWidgets import QApplication
+
+    canvas = opened.canvas
+    pen = QPointingDevice.primaryPointingDevice()
+
+    def send(kind: QEvent.Type, x: float, pressure: float, buttons: Qt.MouseButton) -> None:
+        pos = QPointF(x, 80)
+        event = QTabletEvent(
+            kind, pen, pos, canvas.mapToGlobal(pos), pressure, 0.0, 0.0, 0.0, 0.0, 0.0,
+            Qt.KeyboardModifier.NoModifier, Qt.MouseButton.LeftButton, buttons,
+        )  # fmt: skip
+        QApplication.sendEvent(canvas, event)
+        assert event.isAccepted()
+
+    send(QEvent.Type.TabletPress, 40, 0.5, Qt.MouseButton.LeftButton)
+    for x in range(50, 181, 10):
+        send(QEvent.Type.TabletMove, x, 0.5, Qt.MouseButton.LeftButton)
+    send(QEvent.Type.TabletRelease, 180, 0.5, Qt.MouseButton.NoButton)
+    rows = band_rows(opened.document.mask, 110)
+    assert rows[0] == 75 and rows[-1] == 84  # half pressure: a 10 px band from the 20 px brush
+    assert opened.undo_stack.count() == 1
