@@ -341,10 +341,19 @@ class HistoryEntry:
     thumbnail: np.ndarray | None = None  # small RGBA uint8
     snapshot: DocumentSnapshot | None = None
     derived_from: tuple[int, ...] = ()  # generation entries whose result pixels this edit started from
+    # What a generation was given ("image": the RGBA composite, "mask"), so it can be re-run exactly. Tiles
+    # equal to the snapshot's base layer / mask are shared, so this costs only where results lay on top.
+    inputs: dict[str, TiledArray] = field(default_factory=dict)
 
     @property
     def kind_label(self) -> str:
         return KIND_LABELS.get(self.kind, self.kind)
+
+    def render_thumbnail(self) -> np.ndarray | None:
+        """The thumbnail, rendered from the snapshot on first use (keeps recording an edit cheap)."""
+        if self.thumbnail is None and self.snapshot is not None:
+            self.thumbnail = self.snapshot.thumbnail()
+        return self.thumbnail
 
     def thumbnail_png(self) -> bytes | None:
         if self.thumbnail is None:
@@ -419,6 +428,11 @@ class History:
         return self.entries[entry_id]
 
     @property
+    def next_id(self) -> int:
+        """The id the next `add` will use."""
+        return self._next_id
+
+    @property
     def head(self) -> HistoryEntry | None:
         return self.entries.get(self.head_id) if self.head_id is not None else None
 
@@ -477,16 +491,9 @@ class History:
         return out
 
     def memory_bytes(self) -> int:
-        """Memory of all snapshots' distinct tiles plus thumbnails."""
-        arrays: list[TiledArray] = []
-        thumbs = 0
-        for entry in self.entries.values():
-            if entry.snapshot is not None:
-                arrays.extend(la.pixels for la in entry.snapshot.layers)
-                arrays.append(entry.snapshot.mask)
-            if entry.thumbnail is not None:
-                thumbs += entry.thumbnail.nbytes
-        return unique_nbytes(arrays) + thumbs
+        """Memory of all snapshots' and inputs' distinct tiles plus thumbnails."""
+        thumbs = sum(e.thumbnail.nbytes for e in self.entries.values() if e.thumbnail is not None)
+        return unique_nbytes(self._tiled_arrays()) + thumbs
 
     # ---- plain-data form (project files) --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -495,21 +502,28 @@ class History:
         The tiles themselves come from `tile_blobs()` (key -> array), so a project file can store them as
         binary blobs next to this JSON-able dict.
         """
+        keys = _TileKeys()
         return {
             "version": 1,
             "head_id": self.head_id,
             "next_id": self._next_id,
-            "entries": [_entry_to_dict(entry) for entry in self.entries.values()],
+            "entries": [_entry_to_dict(entry, keys) for entry in self.entries.values()],
         }
 
-    def tile_blobs(self) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
+    def _tiled_arrays(self) -> Iterator[TiledArray]:
         for entry in self.entries.values():
-            if entry.snapshot is None:
-                continue
-            for tiled in [la.pixels for la in entry.snapshot.layers] + [entry.snapshot.mask]:
-                for tile in tiled.iter_tiles():
-                    out.setdefault(tile_key(tile), tile)
+            if entry.snapshot is not None:
+                yield from (la.pixels for la in entry.snapshot.layers)
+                yield entry.snapshot.mask
+            yield from entry.inputs.values()
+
+    def tile_blobs(self) -> dict[str, np.ndarray]:
+        """Every distinct tile the snapshots and inputs use, by content key."""
+        keys = _TileKeys()
+        out: dict[str, np.ndarray] = {}
+        for tiled in self._tiled_arrays():
+            for tile in tiled.iter_tiles():
+                out.setdefault(keys(tile), tile)
         return out
 
     @classmethod
@@ -522,8 +536,14 @@ class History:
                 png = base64.b64decode(item["thumbnail_png"])
                 thumbnail = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
             snapshot = None
+            inputs: dict[str, TiledArray] = {}
             if item.get("snapshot") is not None and tiles is not None:
                 snapshot = _snapshot_from_dict(item["snapshot"], tiles)
+            if tiles is not None:
+                try:
+                    inputs = {k: _tiled_from_dict(v, tiles) for k, v in item.get("inputs", {}).items()}
+                except KeyError:
+                    inputs = {}
             entry = HistoryEntry(
                 id=int(item["id"]),
                 parent_id=item.get("parent_id"),
@@ -535,6 +555,7 @@ class History:
                 thumbnail=thumbnail,
                 snapshot=snapshot,
                 derived_from=tuple(item.get("derived_from", ())),
+                inputs=inputs,
             )
             history.entries[entry.id] = entry
         history.head_id = data.get("head_id")
@@ -543,16 +564,31 @@ class History:
 
 
 def tile_key(tile: np.ndarray) -> str:
+    """A content key: equal tiles (also across sessions) get the same key."""
     digest = hashlib.blake2b(np.ascontiguousarray(tile).tobytes(), digest_size=16)
     digest.update(repr((tile.shape, str(tile.dtype))).encode())
     return digest.hexdigest()
 
 
-def _tiled_to_dict(tiled: TiledArray) -> dict[str, Any]:
+class _TileKeys:
+    """tile_key with a per-call cache: shared tiles are hashed once, however many snapshots use them."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, tuple[np.ndarray, str]] = {}  # id -> (tile kept alive, key)
+
+    def __call__(self, tile: np.ndarray) -> str:
+        hit = self._cache.get(id(tile))
+        if hit is None:
+            hit = (tile, tile_key(tile))
+            self._cache[id(tile)] = hit
+        return hit[1]
+
+
+def _tiled_to_dict(tiled: TiledArray, keys: _TileKeys) -> dict[str, Any]:
     return {
         "shape": list(tiled.shape),
         "dtype": str(tiled.dtype),
-        "tiles": [[tile_key(tile) for tile in row] for row in tiled.tiles],
+        "tiles": [[keys(tile) for tile in row] for row in tiled.tiles],
     }
 
 
@@ -568,7 +604,7 @@ def _tiled_from_dict(data: Mapping[str, Any], tiles: Mapping[str, np.ndarray]) -
     return TiledArray(tuple(data["shape"]), np.dtype(data["dtype"]), tuple(rows))
 
 
-def _entry_to_dict(entry: HistoryEntry) -> dict[str, Any]:
+def _entry_to_dict(entry: HistoryEntry, keys: _TileKeys) -> dict[str, Any]:
     snapshot = None
     if entry.snapshot is not None:
         snap = entry.snapshot
@@ -576,7 +612,7 @@ def _entry_to_dict(entry: HistoryEntry) -> dict[str, Any]:
             "width": snap.width,
             "height": snap.height,
             "active_layer_id": snap.active_layer_id,
-            "mask": _tiled_to_dict(snap.mask),
+            "mask": _tiled_to_dict(snap.mask, keys),
             "layers": [
                 {
                     "id": la.id,
@@ -585,7 +621,7 @@ def _entry_to_dict(entry: HistoryEntry) -> dict[str, Any]:
                     "visible": la.visible,
                     "opacity": la.opacity,
                     "metadata": dict(la.metadata),
-                    "pixels": _tiled_to_dict(la.pixels),
+                    "pixels": _tiled_to_dict(la.pixels, keys),
                 }
                 for la in snap.layers
             ],
@@ -599,6 +635,7 @@ def _entry_to_dict(entry: HistoryEntry) -> dict[str, Any]:
         "duration_s": entry.duration_s,
         "params": entry.params,
         "derived_from": list(entry.derived_from),
+        "inputs": {name: _tiled_to_dict(tiled, keys) for name, tiled in entry.inputs.items()},
         "thumbnail_png": base64.b64encode(png).decode("ascii") if (png := entry.thumbnail_png()) else None,
         "snapshot": snapshot,
     }

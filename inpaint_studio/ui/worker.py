@@ -16,6 +16,7 @@ ever be touched from the worker thread; splitting the two objects makes that rul
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import io
 import itertools
@@ -54,6 +55,17 @@ REMOVED_FROM_QUEUE = "Removed from the queue before it started; nothing was chan
 # Threads that did not stop within shutdown()'s timeout. Qt aborts the process when a running QThread
 # object is destroyed, so they are kept referenced until the process exits.
 _ORPHANS: list[QThread] = []
+# Workers whose thread runs: referenced so garbage collection never destroys a running QThread, and
+# stopped when the interpreter exits (a window deleted without being closed, a test that forgot).
+_LIVE: set[EngineWorker] = set()
+EXIT_TIMEOUT_S = 10.0
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    for worker in list(_LIVE):
+        with contextlib.suppress(RuntimeError):  # its C++ side is already gone
+            worker.shutdown(EXIT_TIMEOUT_S)
 
 
 def orphaned_threads() -> int:
@@ -274,7 +286,7 @@ class EngineWorker(QObject):
         self._host.ready.connect(self._on_ready)
         self._host.load_failed.connect(self._on_load_failed)
         self._thread.finished.connect(self._host.deleteLater)
-        self._thread.start()
+        self._started = False  # the thread starts on first use: a window never used costs no thread
 
     # ---- state --------------------------------------------------------------------------------------
     @property
@@ -288,6 +300,12 @@ class EngineWorker(QObject):
     def pending_ids(self) -> list[int]:
         return [request.job_id for request in self._pending]
 
+    def request(self, job_id: int) -> JobRequest | None:
+        """The captured request of a running or queued job."""
+        if self._current is not None and self._current.job_id == job_id:
+            return self._current
+        return next((r for r in self._pending if r.job_id == job_id), None)
+
     def pending_job(self, job_id: int) -> InpaintJob | None:
         return next((r.job for r in self._pending if r.job_id == job_id), None)
 
@@ -297,18 +315,29 @@ class EngineWorker(QObject):
 
     @property
     def is_running(self) -> bool:
-        """The worker thread is alive (False after shutdown)."""
+        """The worker thread is alive (False before first use and after shutdown)."""
         return self._thread.isRunning()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closing
+
+    def _ensure_started(self) -> None:
+        if not self._started:
+            self._started = True
+            _LIVE.add(self)  # kept alive (and stopped at exit) while its thread runs
+            self._thread.start()
 
     # ---- commands (UI thread) -------------------------------------------------------------------------
     def warm_up(self) -> None:
         """Load torch and create the engine now (the window calls this shortly after it is shown)."""
         if not self._closing and self.engine_state == "idle":
+            self._ensure_started()
             self._warm.emit()
 
     def release_model(self) -> None:
         """Unload the current model once the worker is free (returns its memory)."""
-        if not self._closing:
+        if not self._closing and self._started:
             self._release.emit()
 
     def submit(
@@ -380,18 +409,22 @@ class EngineWorker(QObject):
             return not self._thread.isRunning()
         self._closing = True
         self.cancel_all()
+        if not self._started:
+            return True
         self._stop.emit()
         stopped = self._thread.wait(max(0, int(timeout_s * 1000)))
-        if not stopped:
+        if stopped:
+            _LIVE.discard(self)
+        else:
             log.warning("the engine thread did not stop within %.1f s; leaving it detached", timeout_s)
             _ORPHANS.append(self._thread)
-            self._thread.setParent(None)
         return bool(stopped)
 
     # ---- internals (UI thread) ------------------------------------------------------------------------
     def _dispatch(self) -> None:
         if self._current is not None or not self._pending or self._closing:
             return
+        self._ensure_started()
         self._current = self._pending.popleft()
         self.queue_changed.emit()
         self._run.emit(self._current)

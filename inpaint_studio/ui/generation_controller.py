@@ -1,0 +1,587 @@
+"""Wires the Generate panel, the candidate strip, the History panel and the worker into the main window.
+
+The one place where generation errors become messages: worker failures arrive as `JobFailed` whose
+message is already one sentence saying what to do; UI-side problems (no image, empty mask, bad values)
+are raised as InpaintStudioError and shown through the window's `run_guarded`. Every job is built on the
+UI thread from the panel (a frozen InpaintJob plus copies of the composite and mask), and every result is
+applied on the UI thread through an undo command, so Ctrl+Z removes it.
+
+Install with `install_generation(window)` (one line in MainWindow.__init__).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QWidget
+
+from inpaint_studio.core import masks
+from inpaint_studio.core.document import Layer
+from inpaint_studio.core.errors import BadInputError, InpaintStudioError
+from inpaint_studio.core.history import HistoryEntry, TiledArray, result_sources
+from inpaint_studio.core.jobspec import InpaintJob
+from inpaint_studio.engine.events import JobCancelled, JobFailed, JobFinished, JobProgress, JobStarted
+from inpaint_studio.ui.candidates import Candidate, CandidateStrip
+from inpaint_studio.ui.canvas_overlay import CanvasOverlay
+from inpaint_studio.ui.commands import AddLayerCommand
+from inpaint_studio.ui.generate_panel import GeneratePanel
+from inpaint_studio.ui.history_panel import HistoryPanel
+from inpaint_studio.ui.history_recorder import Annotation, HistoryRecorder
+from inpaint_studio.ui.worker import DownloadProgress, EngineInfo, EngineWorker, JobQueued, ModelDownloader
+
+log = logging.getLogger(__name__)
+
+WARM_UP_DELAY_MS = 800  # after the window is shown: the first paint and the open dialog come first
+SHUTDOWN_TIMEOUT_S = 3.0
+PREVIEW_EVERY = 2  # live preview every N steps (the latent preview is cheap; the transfer is not free)
+LAYER_NAME_CHARS = 40
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What the UI remembers about a job it submitted."""
+
+    job: InpaintJob
+    image: np.ndarray
+    mask: np.ndarray
+    derived_from: tuple[int, ...]
+    rerun_of: int | None
+    document_serial: int
+
+
+def result_layer_pixels(result_image: np.ndarray, input_image: np.ndarray) -> np.ndarray:
+    """RGBA pixels of a result layer: the result where it differs from the job's input, transparent elsewhere.
+
+    Composited over the document the job saw, this reproduces the engine's output exactly, while the
+    layer stays non-destructive (editing the layers below keeps showing outside the changed area).
+    """
+    result = np.asarray(result_image)
+    source = np.asarray(input_image)
+    channels = min(result.shape[2], source.shape[2])
+    changed = (result[..., :channels] != source[..., :channels]).any(axis=2)
+    rgba = np.zeros((*result.shape[:2], 4), np.uint8)
+    rgba[..., :3] = result[..., :3]
+    alpha = result[..., 3] if result.shape[2] == 4 else np.full(result.shape[:2], 255, np.uint8)
+    rgba[..., 3] = np.where(changed, alpha, 0)
+    return rgba
+
+
+def generation_params(candidate: Candidate) -> dict[str, Any]:
+    """Plain-data record of the applied candidate: enough to reproduce it exactly."""
+    result = candidate.result
+    info = result.model
+    return {
+        "job": result.job.to_dict(),
+        "seed": candidate.seed,
+        "variant": candidate.index,
+        "seeds": list(result.seeds),
+        "model": info,
+        "model_name": _model_name(info),
+        "device": result.device,
+        "device_name": result.extra.get("device_name", "CPU" if result.device == "cpu" else result.device),
+        "region": list(result.region),
+        "extra": {k: v for k, v in result.extra.items() if isinstance(v, str | int | float | bool | list)},
+        "rerun_of": candidate.rerun_of,
+    }
+
+
+def _model_name(info: dict[str, Any]) -> str:
+    if info.get("source") == "classic":
+        return "Classical fill"
+    if info.get("source") == "hub":
+        return str(info.get("reference"))
+    path = str(info.get("path") or info.get("reference") or "")
+    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+class GenerationController(QObject):
+    """See the module docstring. `window` is a MainWindow (document, undo_stack, canvas, message_bar...)."""
+
+    def __init__(
+        self,
+        window: Any,
+        *,
+        worker: EngineWorker | None = None,
+        owns_worker: bool | None = None,
+        downloader: ModelDownloader | None = None,
+        warm_up_delay_ms: int | None = WARM_UP_DELAY_MS,
+    ) -> None:
+        """`worker`: share one (tests); the controller shuts down only a worker it owns (by default, the
+        one it creates). `warm_up_delay_ms` None: never load the engine before the first job."""
+        super().__init__(window)
+        self.window = window
+        self.document = window.document
+        self.undo_stack = window.undo_stack
+        self.canvas = window.canvas
+        self.message_bar = window.message_bar
+        self.owns_worker = worker is None if owns_worker is None else owns_worker
+        self.worker = worker if worker is not None else EngineWorker()
+        self.downloader = downloader if downloader is not None else ModelDownloader(self)
+        self._submitted: dict[int, Submitted] = {}
+        self._document_serial = 0
+        self._progress_origin: tuple[int, float] | None = None  # (step, time) of the first progress event
+        self._warm_up_delay_ms = warm_up_delay_ms
+        self._shown_once = False
+
+        self.panel = GeneratePanel(window.settings)
+        self.candidates = CandidateStrip()
+        self.recorder = HistoryRecorder(self.document, self.undo_stack, self)
+        self.history_panel = HistoryPanel(self.recorder)
+        self.overlay = CanvasOverlay(self.canvas)
+        self.generate_dock = window.add_panel(self.panel, "Generate", Qt.DockWidgetArea.RightDockWidgetArea)
+        self.candidates_dock = window.add_panel(self.candidates, "Results", Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.history_dock = window.add_panel(self.history_panel, "History", Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._place_docks()
+        self._create_actions()
+        self._connect()
+        window.installEventFilter(self)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        self._update_running()
+
+    # ---- set-up -------------------------------------------------------------------------------------
+    def _place_docks(self) -> None:
+        layers_dock: QDockWidget | None = getattr(self.window, "layers_dock", None)
+        if layers_dock is not None:
+            self.window.splitDockWidget(self.generate_dock, layers_dock, Qt.Orientation.Vertical)
+            self.window.resizeDocks([self.generate_dock, layers_dock], [560, 240], Qt.Orientation.Vertical)
+        self.window.resizeDocks([self.history_dock], [250], Qt.Orientation.Horizontal)
+        self.window.resizeDocks([self.candidates_dock], [150], Qt.Orientation.Vertical)
+
+    def _action(self, name: str, text: str, shortcuts: list[str], slot: Any, widget: QWidget, context: Any) -> QAction:
+        action = QAction(text, widget)
+        action.setObjectName(name)
+        action.setShortcuts([QKeySequence(s) for s in shortcuts])
+        action.setShortcutContext(context)
+        action.triggered.connect(lambda _checked=False: self.window.run_guarded(slot))
+        widget.addAction(action)
+        actions = getattr(self.window, "actions", None)
+        if isinstance(actions, dict):
+            actions[name] = action
+        return action
+
+    def _create_actions(self) -> None:
+        window_wide = Qt.ShortcutContext.WindowShortcut
+        self.generate_action = self._action(
+            "generate", "&Generate", ["Ctrl+Return", "Ctrl+Enter"], self.generate, self.window, window_wide
+        )
+        self.cancel_action = self._action(
+            "cancel_generation", "&Cancel", ["Esc"], self.cancel, self.window, window_wide
+        )
+        self.cancel_all_action = self._action(
+            "cancel_all_generations", "Cancel &All", ["Shift+Esc"], self.cancel_all, self.window, window_wide
+        )
+        # Enter applies only where it means nothing else: on the canvas (the strip handles its own Enter).
+        self.apply_action = self._action(
+            "apply_candidate",
+            "&Apply Result",
+            ["Return", "Enter"],
+            self.apply_selected,
+            self.canvas,
+            Qt.ShortcutContext.WidgetWithChildrenShortcut,
+        )
+        self.apply_action.setEnabled(False)
+
+    def _connect(self) -> None:
+        w = self.worker
+        w.job_queued.connect(self._on_queued)
+        w.job_started.connect(self._on_started)
+        w.job_progress.connect(self._on_progress)
+        w.job_finished.connect(self._on_finished)
+        w.job_cancelled.connect(self._on_cancelled)
+        w.job_failed.connect(self._on_failed)
+        w.queue_changed.connect(self._update_running)
+        w.busy_changed.connect(self._update_running)
+        w.job_done.connect(self._update_running)
+        w.engine_loading.connect(self._on_engine_loading)
+        w.engine_ready.connect(self._on_engine_ready)
+        w.engine_failed.connect(self.message_bar.show_error)
+        p = self.panel
+        p.generate_requested.connect(lambda: self.window.run_guarded(self.generate))
+        p.cancel_requested.connect(self.cancel)
+        p.download_requested.connect(self.start_download)
+        p.download_cancel_requested.connect(self.downloader.cancel)
+        p.add_model_failed.connect(self.message_bar.show_error)
+        d = self.downloader
+        d.progress.connect(self._on_download_progress)
+        d.finished.connect(self._on_download_finished)
+        d.failed.connect(self._on_download_failed)
+        d.cancelled.connect(self._on_download_cancelled)
+        c = self.candidates
+        c.preview_requested.connect(self.preview_candidate)
+        c.apply_requested.connect(lambda cand: self.window.run_guarded(self.apply, cand))
+        c.more_requested.connect(lambda cand: self.window.run_guarded(self.more_like_this, cand))
+        c.discard_requested.connect(self._on_discarded)
+        h = self.history_panel
+        h.preview_requested.connect(self.preview_history)
+        h.use_parameters_requested.connect(lambda i: self.window.run_guarded(self.use_parameters, i))
+        h.rerun_requested.connect(lambda i: self.window.run_guarded(self.rerun, i))
+        h.branch_requested.connect(lambda i: self.window.run_guarded(self.branch_from, i))
+        doc = self.document
+        doc.reset.connect(self._on_document_reset)
+        doc.pixels_changed.connect(self._on_document_changed)
+        doc.mask_changed.connect(self._on_document_changed)
+        doc.layers_changed.connect(self._on_document_changed)
+
+    # ---- generating ---------------------------------------------------------------------------------
+    def generate(self) -> int:
+        """Submit the panel's job for the current image and mask (queued when one runs); returns its id."""
+        self.canvas.finish_gesture()
+        if self.document.is_empty:
+            raise BadInputError("Open an image first (Ctrl+O), then paint a mask over the area to repaint.")
+        job = self.panel.job()
+        problems = job.problems()
+        if problems:
+            raise BadInputError(" ".join(problems))
+        masks.require_nonempty(self.document.mask)
+        self.panel.save_settings()
+        image = self.document.composite()  # RGBA: the engine keeps transparency; opaque stays opaque
+        mask = self.document.mask
+        return self.submit(job, image, mask, derived_from=tuple(result_sources(self.document, masks.bbox(mask))))
+
+    def submit(
+        self,
+        job: InpaintJob,
+        image: np.ndarray,
+        mask: np.ndarray,
+        *,
+        derived_from: tuple[int, ...] = (),
+        rerun_of: int | None = None,
+    ) -> int:
+        if self.worker.is_closed:
+            raise InpaintStudioError("The generation engine has been shut down; restart the application.")
+        preview_every = PREVIEW_EVERY if self.panel.live_preview and not job.is_classical else 0
+        job_id = self.worker.submit(job, image, mask, preview_every=preview_every)
+        # The worker made its own read-only copies; keep those (no second copy of a large photo).
+        request = self.worker.request(job_id)
+        self._submitted[job_id] = Submitted(
+            job,
+            request.image if request else image,
+            request.mask if request else mask,
+            derived_from,
+            rerun_of,
+            self._document_serial,
+        )
+        return job_id
+
+    def cancel(self) -> None:
+        """Esc: stop the running generation (queued ones continue); with none running, end a preview."""
+        if self.worker.cancel_current():
+            self.panel.set_status("Cancelling…")
+        elif self.worker.pending_ids():
+            self.worker.cancel_queued(self.worker.pending_ids()[0])
+        elif self.overlay.showing:
+            self.end_preview()
+        self._update_running()
+
+    def cancel_all(self) -> None:
+        self.worker.cancel_all()
+        self._update_running()
+
+    # ---- worker events ------------------------------------------------------------------------------
+    def _on_queued(self, event: JobQueued) -> None:
+        if event.position > 0:
+            self.panel.set_status(f"Queued; {event.position} job(s) ahead.")
+
+    def _on_started(self, event: JobStarted) -> None:
+        self._progress_origin = None
+        name = "classical fill" if event.job.is_classical else "generation"
+        self.panel.set_status(f"Running the {name}…")
+        self.panel.set_progress(0, event.total_steps, None, len(self.worker.pending_ids()))
+
+    def _on_progress(self, event: JobProgress) -> None:
+        now = time.monotonic()
+        left = None
+        if self._progress_origin is None:
+            self._progress_origin = (event.step, now)
+        else:
+            first_step, first_time = self._progress_origin
+            if event.step > first_step:
+                rate = (now - first_time) / (event.step - first_step)
+                left = rate * (event.total - event.step)
+        self.panel.set_progress(event.step, event.total, left, len(self.worker.pending_ids()))
+        if event.preview is not None:
+            self.panel.set_preview(np.asarray(event.preview))
+
+    def _on_finished(self, event: JobFinished) -> None:
+        submitted = self._submitted.pop(event.job_id, None)
+        result = event.result
+        self.panel.show_seed(result.job.seed if result.job.seed is not None else 0)
+        device_name = result.extra.get("device_name")
+        if device_name:
+            self.window.set_engine_status(f"Engine: {device_name} · {_model_name(result.model)}")
+        if submitted is None or submitted.document_serial != self._document_serial:
+            self.message_bar.show_info("A result for a previously open image was set aside; generate again here.")
+            return
+        candidates = [
+            Candidate(
+                result=result,
+                index=i,
+                image=submitted.image,
+                mask=submitted.mask,
+                derived_from=submitted.derived_from,
+                rerun_of=submitted.rerun_of,
+            )
+            for i in range(len(result.images))
+        ]
+        show = not self.overlay.showing
+        self.candidates.add(candidates, select_first=show)
+        self.panel.set_status(f"Done in {result.duration_s:.1f} s: {len(candidates)} result(s) below.")
+
+    def _on_cancelled(self, event: JobCancelled) -> None:
+        self._submitted.pop(event.job_id, None)
+        self.message_bar.show_info(event.message)
+        self.panel.set_status("Cancelled.")
+
+    def _on_failed(self, event: JobFailed) -> None:
+        self._submitted.pop(event.job_id, None)
+        self.message_bar.show_error(event.message)
+        self.panel.set_status("Failed; see the message above the image.")
+
+    def _update_running(self, *_args: object) -> None:
+        running = self.worker.current_id is not None
+        queued = len(self.worker.pending_ids())
+        self.panel.set_running(running, queued)
+        self.cancel_action.setEnabled(running or queued > 0 or self.overlay.showing)
+        self.cancel_all_action.setEnabled(running or queued > 0)
+
+    def _on_engine_loading(self) -> None:
+        self.panel.set_status("Loading engine…")
+        self.window.set_engine_status("Engine: loading…")
+
+    def _on_engine_ready(self, info: EngineInfo) -> None:
+        self.window.set_engine_status(f"Engine: {info.device_name}")
+        if self.worker.current_id is None:
+            self.panel.set_status("Engine ready.")
+
+    # ---- candidates ---------------------------------------------------------------------------------
+    def preview_candidate(self, candidate: Candidate | None) -> None:
+        if candidate is None:
+            if self.overlay.kind == "candidate":
+                self.end_preview()
+            return
+        pixels, origin = candidate.region_pixels()
+        self.overlay.show_image(
+            pixels,
+            origin,
+            f"Preview: {candidate.title} · seed {candidate.seed} (Enter: apply)",
+            kind="candidate",
+            key=candidate.key,
+        )
+        self.apply_action.setEnabled(True)
+        self._update_running()
+
+    def apply_selected(self) -> None:
+        candidate = self.candidates.selected()
+        if candidate is not None:
+            self.apply(candidate)
+
+    def apply(self, candidate: Candidate) -> HistoryEntry | None:
+        """Add the candidate as a new layer named after the prompt (undoable) and record it in history."""
+        self.canvas.finish_gesture()
+        doc = self.document
+        pixels = candidate.pixels
+        if pixels.shape[:2] != (doc.height, doc.width):
+            raise BadInputError(
+                f"This result was made for a {pixels.shape[1]}×{pixels.shape[0]} image, but the image is now "
+                f"{doc.width}×{doc.height}; generate again."
+            )
+        job = candidate.result.job
+        layer = Layer(
+            name=doc.unique_name(candidate.title[:LAYER_NAME_CHARS]),
+            pixels=result_layer_pixels(pixels, candidate.image),
+            kind="result",
+            metadata={"prompt": job.prompt, "seed": candidate.seed, "model": job.model},
+        )
+        head = self.recorder.history.head
+        reference = head.snapshot if head is not None else None
+        base = reference.layers[0].pixels if reference is not None and reference.layers else None
+        inputs = {
+            "image": TiledArray.capture(_rgba(candidate.image), base),
+            "mask": TiledArray.capture(candidate.mask, reference.mask if reference is not None else None),
+        }
+        annotation = Annotation(
+            kind="classic" if job.is_classical else "generate",
+            title=candidate.title,
+            params=generation_params(candidate),
+            duration_s=candidate.result.duration_s,
+            derived_from=candidate.derived_from,
+            layer=layer,
+        )
+        entry = self.recorder.push(AddLayerCommand(doc, layer, text=f"Apply “{layer.name}”"), annotation)
+        if entry is not None:
+            entry.inputs = inputs
+        self.candidates.mark_applied(candidate, entry.id if entry else None)
+        self.end_preview()
+        return entry
+
+    def more_like_this(self, candidate: Candidate) -> int:
+        """Run the candidate's job again on the same input with new seeds."""
+        job = candidate.result.job.replace(seed=None)
+        return self.submit(
+            job, candidate.image, candidate.mask, derived_from=candidate.derived_from, rerun_of=candidate.rerun_of
+        )
+
+    def _on_discarded(self, candidate: Candidate) -> None:
+        if self.overlay.kind == "candidate" and self.overlay.key == candidate.key:
+            self.end_preview()
+
+    # ---- history ------------------------------------------------------------------------------------
+    def preview_history(self, entry_id: int | None) -> None:
+        if entry_id is None:
+            if self.overlay.kind == "history":
+                self.end_preview()
+            return
+        entry = self.recorder.history.entries.get(entry_id)
+        if entry is None or entry.snapshot is None:
+            return
+        if entry.id == self.recorder.history.head_id:
+            self.overlay.clear()  # the canvas already shows it
+        else:
+            self.overlay.show_image(
+                entry.snapshot.composite(),
+                (0, 0),
+                f"Showing #{entry.id} as it was ({entry.kind_label}) · Esc or 'Back to current' to return",
+                kind="history",
+                key=entry.id,
+                outline=False,
+            )
+        self.apply_action.setEnabled(False)
+        self._update_running()
+
+    def use_parameters(self, entry_id: int) -> InpaintJob:
+        entry = self.recorder.history[entry_id]
+        job = self._entry_job(entry)
+        self.panel.load_job(job)
+        self.message_bar.show_info(f"Loaded the parameters of #{entry.id}; the seed {job.seed} is locked.")
+        return job
+
+    def rerun(self, entry_id: int) -> int:
+        """Run an entry's job again with a new seed, on the same input it had."""
+        entry = self.recorder.history[entry_id]
+        job = self._entry_job(entry).replace(seed=None)
+        image_tiles, mask_tiles = entry.inputs.get("image"), entry.inputs.get("mask")
+        if image_tiles is None or mask_tiles is None:
+            raise BadInputError(f"Entry #{entry.id} has no recorded input; use its parameters on the current image.")
+        return self.submit(
+            job,
+            image_tiles.to_array(),
+            mask_tiles.to_array(),
+            derived_from=entry.derived_from,
+            rerun_of=entry.id,
+        )
+
+    def branch_from(self, entry_id: int) -> None:
+        self.end_preview()
+        if not self.recorder.branch_from(entry_id):
+            raise BadInputError(f"Entry #{entry_id} has no saved state to branch from.")
+        self.message_bar.show_info(
+            f"Continuing from #{entry_id}; the later entries stay in the history as a side branch."
+        )
+
+    @staticmethod
+    def _entry_job(entry: HistoryEntry) -> InpaintJob:
+        if "job" not in entry.params:
+            raise BadInputError(f"Entry #{entry.id} is not a generation; choose a generation entry.")
+        return InpaintJob.from_dict(entry.params["job"]).replace(seed=entry.params.get("seed"))
+
+    # ---- previews -----------------------------------------------------------------------------------
+    def end_preview(self) -> None:
+        kind = self.overlay.kind
+        self.overlay.clear()
+        self.apply_action.setEnabled(False)
+        if kind == "candidate":
+            self.candidates.list.blockSignals(True)
+            self.candidates.list.clearSelection()
+            self.candidates.list.blockSignals(False)
+            self.candidates._update_buttons()
+        elif kind == "history":
+            self.history_panel.list.blockSignals(True)
+            self.history_panel.list.clearSelection()
+            self.history_panel.list.setCurrentItem(None)
+            self.history_panel.list.blockSignals(False)
+        self._update_running()
+
+    def _on_document_changed(self, *_args: Any) -> None:
+        # A past state shown over a document that just changed would mislead: go back to the live view.
+        if self.overlay.kind == "history":
+            self.end_preview()
+
+    def _on_document_reset(self) -> None:
+        self._document_serial += 1
+        self.end_preview()
+        self.candidates.clear()
+
+    # ---- downloads ----------------------------------------------------------------------------------
+    def start_download(self, repo_id: str) -> None:
+        if self.downloader.start(repo_id):
+            self.panel.set_download_state(repo_id, 0, 0, "Starting…")
+
+    def _on_download_progress(self, progress: DownloadProgress) -> None:
+        gb = 1e9
+        text = (
+            f"{progress.done_bytes / gb:.2f} / {progress.total_bytes / gb:.2f} GB"
+            if progress.total_bytes
+            else f"{progress.files_done}/{progress.files_total} files"
+        )
+        self.panel.set_download_state(progress.repo_id, progress.done_bytes, progress.total_bytes, text)
+
+    def _on_download_finished(self, repo_id: str, _path: str) -> None:
+        self.panel.set_download_state(None)
+        self.panel.refresh_installed()
+        self.message_bar.show_info(f"{repo_id} is downloaded and ready to use.")
+
+    def _on_download_failed(self, _repo_id: str, message: str) -> None:
+        self.panel.set_download_state(None)
+        self.message_bar.show_error(message)
+
+    def _on_download_cancelled(self, repo_id: str) -> None:
+        self.panel.set_download_state(None)
+        self.message_bar.show_info(f"The download of {repo_id} was cancelled; it resumes where it stopped next time.")
+
+    # ---- lifetime -----------------------------------------------------------------------------------
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.window:
+            kind = event.type()
+            if kind == QEvent.Type.Show and not self._shown_once:
+                self._shown_once = True
+                self._schedule_warm_up()
+            elif kind == QEvent.Type.Hide and not event.spontaneous() and not self.window.isVisible():
+                self.shutdown()  # the window was closed (a minimised window gets only spontaneous hides)
+        return False
+
+    def _schedule_warm_up(self) -> None:
+        # Headless (tests, scripts): no one waits for the first job, so torch is not loaded speculatively.
+        if self._warm_up_delay_ms is None or QGuiApplication.platformName() == "offscreen":
+            return
+        QTimer.singleShot(self._warm_up_delay_ms, self.worker.warm_up)
+
+    def shutdown(self) -> bool:
+        """Cancel downloads and jobs and stop the worker (bounded wait); safe to call more than once."""
+        for repo_id in list(self.downloader._active):
+            self.downloader.cancel(repo_id)
+        self.end_preview()
+        if not self.owns_worker:
+            self.worker.cancel_all()
+            return True
+        return self.worker.shutdown(SHUTDOWN_TIMEOUT_S)
+
+
+def _rgba(image: np.ndarray) -> np.ndarray:
+    if image.shape[2] == 4:
+        return image
+    return np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+
+
+def install_generation(window: Any, **kwargs: Any) -> GenerationController:
+    """Add the Generate, Results and History panels and their shortcuts to a MainWindow."""
+    controller = GenerationController(window, **kwargs)
+    window.generation = controller
+    return controller

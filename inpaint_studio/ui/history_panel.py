@@ -1,0 +1,286 @@
+"""The History panel: every edit with its thumbnail, kind, time and duration; parameters of generations.
+
+Rows are in the order the edits were made. The line the document is on is drawn normally (the current
+entry in bold); undone entries and side branches are greyed and indented by branch, and chained
+generations say which result they started from. Selecting a row asks the controller to show that state on
+the canvas; the buttons reuse its parameters, re-run it with a new seed, or branch from it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGridLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inpaint_studio.core.history import History, HistoryEntry
+from inpaint_studio.ui.history_recorder import HistoryRecorder
+
+ICON = 44
+ID_ROLE = Qt.ItemDataRole.UserRole
+_DIM = QColor(140, 140, 146)
+_GENERATION_FIELDS = (
+    ("Model", "model_name"),
+    ("Prompt", "prompt"),
+    ("Negative prompt", "negative_prompt"),
+    ("Seed", "seed"),
+    ("Strength", "strength"),
+    ("Guidance", "guidance_scale"),
+    ("Steps", "steps"),
+    ("Sampler", "scheduler"),
+    ("Area", "area"),
+    ("Device", "device_name"),
+)
+
+
+def generation_fields(entry: HistoryEntry) -> list[tuple[str, str]]:
+    """(label, value) rows describing a generation or classical-fill entry."""
+    params = entry.params
+    job: dict[str, Any] = dict(params.get("job", {}))
+    values: dict[str, Any] = dict(job)
+    values["seed"] = params.get("seed", job.get("seed"))
+    values["model_name"] = params.get("model_name") or job.get("model", "")
+    area = job.get("area", "")
+    values["area"] = f"masked region + {job.get('padding_px', 0)} px" if area == "masked" else "whole image"
+    device = params.get("device", "")
+    name = params.get("device_name") or ""
+    values["device_name"] = f"{name} ({device})" if name and device else (name or device)
+    rows = []
+    for label, key in _GENERATION_FIELDS:
+        if entry.kind == "classic" and key in ("prompt", "negative_prompt", "seed", "strength", "guidance_scale"):
+            continue
+        if entry.kind == "classic" and key in ("steps", "scheduler"):
+            continue
+        value = values.get(key, "")
+        rows.append((label, "" if value is None else str(value)))
+    if entry.kind == "generate" and params.get("variant") is not None:
+        rows.append(("Variant", f"{int(params['variant']) + 1} of {job.get('variants', 1)}"))
+    mask = job.get("mask") or {}
+    rows.append(("Feather / grow", f"{mask.get('feather_px', 0)} px / {mask.get('grow_px', 0)} px"))
+    rows.append(("Preserve unmasked", "yes" if job.get("preserve_unmasked", True) else "no"))
+    if entry.kind == "classic":
+        rows.append(("Fill method", str(params.get("extra", {}).get("classical_method", job.get("classical_method")))))
+    return rows
+
+
+def thumbnail_icon(entry: HistoryEntry) -> QIcon:
+    rgba = entry.render_thumbnail()
+    if rgba is None:
+        return QIcon()
+    rgba = np.ascontiguousarray(rgba)
+    image = QImage(rgba.data, rgba.shape[1], rgba.shape[0], rgba.strides[0], QImage.Format.Format_RGBA8888)
+    return QIcon(
+        QPixmap.fromImage(image).scaled(
+            ICON, ICON, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
+    )
+
+
+def _clock(when: float) -> str:
+    return _dt.datetime.fromtimestamp(when).strftime("%H:%M:%S")
+
+
+def entry_label(history: History, entry: HistoryEntry, lane: int) -> str:
+    first = f"#{entry.id}  {entry.kind_label}: {entry.title}"
+    second = [_clock(entry.time)]
+    if entry.duration_s:
+        second.append(f"{entry.duration_s:.1f} s")
+    if entry.derived_from:
+        second.append("from " + ", ".join(f"#{i}" for i in entry.derived_from))
+    if (
+        lane
+        and entry.parent_id is not None
+        and (entry.parent_id not in history.entries or history.lanes().get(entry.parent_id) != lane)
+    ):
+        second.append(f"branch of #{entry.parent_id}")
+    status = history.status(entry.id)
+    if status == "undone":
+        second.append("undone")
+    return f"{'    ' * lane}{first}\n{'    ' * lane}{' · '.join(second)}"
+
+
+class HistoryPanel(QWidget):
+    """Lists `recorder.history`; signals carry entry ids (None: back to the current document)."""
+
+    preview_requested = Signal(object)  # int | None
+    use_parameters_requested = Signal(int)
+    rerun_requested = Signal(int)
+    branch_requested = Signal(int)
+
+    def __init__(self, recorder: HistoryRecorder, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.recorder = recorder
+        self._icons: dict[int, QIcon] = {}
+        self.list = QListWidget(self)
+        self.list.setIconSize(QSize(ICON, ICON))
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setUniformItemSizes(False)
+        self.list.setWordWrap(False)
+        self.list.currentItemChanged.connect(self._on_current_changed)
+        self.details = QTextBrowser(self)
+        self.details.setOpenLinks(False)
+        self.details.setPlaceholderText("Select an entry to see the document as it was and its parameters.")
+        self.use_button = QPushButton("Use these parameters", self)
+        self.use_button.clicked.connect(lambda: self._emit_selected(self.use_parameters_requested))
+        self.rerun_button = QPushButton("Re-run with a new seed", self)
+        self.rerun_button.clicked.connect(lambda: self._emit_selected(self.rerun_requested))
+        self.branch_button = QPushButton("Branch from here", self)
+        self.branch_button.setToolTip("Continue from this state; the later entries stay in the history")
+        self.branch_button.clicked.connect(lambda: self._emit_selected(self.branch_requested))
+        self.back_button = QPushButton("Back to current", self)
+        self.back_button.setToolTip("Stop showing the selected state")
+        self.back_button.clicked.connect(self.back_to_current)
+        self.memory_label = QLabel(self)
+        self.memory_label.setObjectName("history_memory")
+        buttons = QGridLayout()
+        buttons.addWidget(self.use_button, 0, 0)
+        buttons.addWidget(self.rerun_button, 0, 1)
+        buttons.addWidget(self.branch_button, 1, 0)
+        buttons.addWidget(self.back_button, 1, 1)
+        split = QSplitter(Qt.Orientation.Vertical, self)
+        split.addWidget(self.list)
+        split.addWidget(self.details)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(split, 1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.memory_label)
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(0)
+        self._refresh_timer.timeout.connect(self.refresh)
+        recorder.changed.connect(self._refresh_timer.start)
+        self.refresh()
+
+    @property
+    def history(self) -> History:
+        return self.recorder.history
+
+    # ---- API ----------------------------------------------------------------------------------------
+    def selected_id(self) -> int | None:
+        item = self.list.currentItem()
+        return int(item.data(ID_ROLE)) if item is not None and item.isSelected() else None
+
+    def select(self, entry_id: int | None) -> None:
+        """Select an entry (showing its state) or nothing (back to the current document)."""
+        if entry_id is None:
+            self.back_to_current()
+            return
+        if self._refresh_timer.isActive():  # an edit just happened: list it first
+            self._refresh_timer.stop()
+            self.refresh()
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            if item.data(ID_ROLE) == entry_id:
+                if self.list.currentItem() is item:
+                    self._on_clicked(item)
+                else:
+                    self.list.setCurrentItem(item)  # currentItemChanged shows it
+                return
+
+    def back_to_current(self) -> None:
+        self.list.blockSignals(True)
+        self.list.clearSelection()
+        self.list.setCurrentItem(None)
+        self.list.blockSignals(False)
+        self._show_details(None)
+        self.preview_requested.emit(None)
+
+    def refresh(self) -> None:
+        history = self.history
+        selected = self.selected_id()
+        known = set(history.entries)
+        self._icons = {k: v for k, v in self._icons.items() if k in known}
+        lanes = history.lanes()
+        self.list.blockSignals(True)
+        self.list.clear()
+        for entry in history:
+            item = QListWidgetItem(self._icon(entry), entry_label(history, entry, lanes.get(entry.id, 0)))
+            item.setData(ID_ROLE, entry.id)
+            status = history.status(entry.id)
+            if status in ("undone", "branch"):
+                item.setForeground(QBrush(_DIM))
+            if status == "current":
+                font = QFont(item.font())
+                font.setBold(True)
+                item.setFont(font)
+            item.setToolTip(f"{entry.kind_label} · {status}")
+            self.list.addItem(item)
+            if entry.id == selected:
+                self.list.setCurrentItem(item)
+        self.list.blockSignals(False)
+        if selected is None:
+            self.list.scrollToBottom()
+        self._show_details(selected if selected in known else None)
+        mib = history.memory_bytes() / 2**20 if len(history) else 0.0
+        self.memory_label.setText(f"{len(history)} entries · snapshots {mib:.1f} MiB")
+
+    # ---- internals ----------------------------------------------------------------------------------
+    def _icon(self, entry: HistoryEntry) -> QIcon:
+        icon = self._icons.get(entry.id)
+        if icon is None or entry.thumbnail is None:
+            icon = thumbnail_icon(entry)
+            self._icons[entry.id] = icon
+        return icon
+
+    def _emit_selected(self, signal: Any) -> None:
+        entry_id = self.selected_id()
+        if entry_id is not None:
+            signal.emit(entry_id)
+
+    def _on_clicked(self, item: QListWidgetItem) -> None:
+        entry_id = int(item.data(ID_ROLE))
+        self._show_details(entry_id)
+        self.preview_requested.emit(entry_id)
+
+    def _on_current_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
+        if current is not None:
+            self._on_clicked(current)
+
+    def _show_details(self, entry_id: int | None) -> None:
+        entry = self.history.entries.get(entry_id) if entry_id is not None else None
+        is_generation = entry is not None and entry.kind in ("generate", "classic") and "job" in entry.params
+        self.use_button.setEnabled(is_generation)
+        self.rerun_button.setEnabled(is_generation and entry is not None and entry.kind == "generate")
+        self.branch_button.setEnabled(
+            entry is not None and entry.snapshot is not None and entry.id != self.history.head_id
+        )
+        self.back_button.setEnabled(entry is not None)
+        if entry is None:
+            self.details.clear()
+            return
+        rows = [
+            ("Kind", entry.kind_label),
+            ("When", _dt.datetime.fromtimestamp(entry.time).strftime("%Y-%m-%d %H:%M:%S")),
+            ("Duration", f"{entry.duration_s:.2f} s" if entry.duration_s else "—"),
+            ("Status", self.history.status(entry.id)),
+        ]
+        if entry.parent_id is not None:
+            rows.append(("Applied to", f"#{entry.parent_id}"))
+        if entry.derived_from:
+            rows.append(("Started from result", ", ".join(f"#{i}" for i in entry.derived_from)))
+        if is_generation:
+            rows.extend(generation_fields(entry))
+        body = "".join(
+            f"<tr><td style='color:#9a9aa0;padding-right:8px'>{html.escape(k)}</td>"
+            f"<td>{html.escape(v) or '<i>empty</i>'}</td></tr>"
+            for k, v in rows
+        )
+        self.details.setHtml(f"<b>#{entry.id} {html.escape(entry.title)}</b><table>{body}</table>")
