@@ -456,3 +456,37 @@ def test_a_huge_photo_starts_with_a_brush_visible_at_fit_zoom(window: MainWindow
     window.tool_settings.set_size(40)
     window.open_image(Image.new("RGB", (300, 200)), "small")
     assert window.tool_settings.size == 40  # usable sizes are left alone
+
+
+def test_open_recent_menu_reopens(opened: MainWindow, image_path: Path) -> None:
+    opened._fill_recent_menu()
+    entries = [a for a in opened._recent_menu.actions() if a.toolTip() == str(image_path.resolve())]
+    assert len(entries) == 1
+    opened.undo_stack.setClean()
+    opened.open_image(Image.new("RGB", (10, 10)), "other")
+    entries[0].trigger()
+    assert opened.document.size == IMAGE_SIZE
+
+
+def test_dragging_a_row_reorders_the_layers(opened: MainWindow, qtbot) -> None:
+    doc = opened.document
+    panel = opened.layers_panel
+    panel.add_paint_layer()
+    paint = doc.active_layer
+    assert paint is not None
+    # What an internal drag does to the list model: move the top row (the paint layer) to the bottom.
+    panel.list.setCurrentRow(0)
+    assert panel.list.model().moveRow(panel.list.rootIndex(), 0, panel.list.rootIndex(), 2)
+    qtbot.waitUntil(lambda: doc.layers[0] is paint)
+    assert [panel.list.item(r).text() for r in range(2)] == ["Background", "Paint"]
+    opened.undo()
+    assert doc.layers[1] is paint
+
+
+def test_export_keeps_transparency_only_when_there_is_some(opened: MainWindow, tmp_path: Path) -> None:
+    assert opened.export_image(tmp_path / "opaque.png")
+    assert Image.open(tmp_path / "opaque.png").mode == "RGB"
+    opened.layers_panel.add_paint_layer()
+    opened.document.layers[0].pixels[0, 0, 3] = 0
+    assert opened.export_image(tmp_path / "alpha.png")
+    assert Image.open(tmp_path / "alpha.png").mode == "RGBA"
