@@ -132,6 +132,10 @@ def classical_fill(
         progress: called as ``progress(done, total)`` with done = 0, 1, ..., total regions, from the
             calling thread. Not called for an empty mask.
 
+    Regions run on up to 8 threads; the result does not depend on their number or order. Cost: TELEA and
+    NAVIER_STOKES ~0.2-0.6 s for a 2 % mask on 24 MP; FSR ~10-20 ms per 16x16 block of hole, i.e. seconds
+    for a few spots and minutes for a 2 % mask on 24 MP; AUTO adds at most ~1 s of FSR to NAVIER_STOKES.
+
     Returns:
         A new array of the same shape and dtype. Pixels where the mask is 0 are bit-identical to the input;
         an empty mask returns a plain copy.
@@ -383,7 +387,12 @@ def _choose_auto(items: list[_Item]) -> list[ClassicalMethod]:
 
 # ---- execution --------------------------------------------------------------------------------------------
 def _workers(total: int) -> int:
-    return max(1, min(total, os.cpu_count() or 1, 8))
+    """Threads for ``total`` items: the CPUs this process may use (not the machine's), at most 8."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cpus = os.cpu_count() or 1
+    return max(1, min(total, cpus, 8))
 
 
 def _run_all(

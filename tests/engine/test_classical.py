@@ -284,6 +284,16 @@ def test_mask_forms_give_the_same_result():
     np.testing.assert_array_equal(classical_fill(image, strided[:, ::2], ClassicalMethod.TELEA), expected)
 
 
+def test_non_contiguous_image_views_work():
+    image, mask = photo("coffee"), make_mask("coffee", "spots")
+    wide = np.zeros((image.shape[0], image.shape[1] + 10, 4), np.uint8)
+    wide[:, 5:-5, :3] = image  # the image as a strided view into a bigger RGBA buffer
+    view = wide[:, 5:-5, :3]
+    assert not view.flags.c_contiguous
+    for method in (ClassicalMethod.TELEA, ClassicalMethod.FSR):
+        np.testing.assert_array_equal(classical_fill(view, mask, method), fill("coffee", "spots", method))
+
+
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.value)
 def test_rgba_fills_colour_like_rgb_and_alpha_from_its_surroundings(method: ClassicalMethod):
     rgb, mask = photo("astronaut"), make_mask("astronaut", "blob30")
