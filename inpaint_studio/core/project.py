@@ -1,0 +1,419 @@
+"""Project files (.inpaint): one zip holding a versioned JSON manifest and lossless PNG blobs.
+
+Layout (format version 1)::
+
+    mimetype            "application/x-inpaint-studio", stored first and uncompressed (like OpenRaster)
+    manifest.json       format, version, app version, document (size, layers, mask, metadata),
+                        history (the whole graph with every parameter), generate (last panel parameters)
+    layers/<id>.png     one RGBA PNG per layer, full document size
+    mask.png            the mask (8-bit greyscale, 255 = repaint)
+    tiles/<key>.png     history snapshot tiles, shared by content key (see core/history.py)
+    icc.icc, exif.bin   the source image's colour profile and EXIF, when it had them
+
+A project is data, never code: no pickle, and reading refuses absolute paths, "..", symlinks, duplicate
+names, oversized or over-compressed entries (zip bombs) and manifests that name entries the zip lacks, each
+with one clear sentence. Writing is atomic: a temporary file in the same folder, fsync, then os.replace, so
+a crash at any moment leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from inpaint_studio import __version__
+from inpaint_studio.core.document import Document, Layer
+from inpaint_studio.core.errors import BadInputError
+
+MIMETYPE = "application/x-inpaint-studio"
+FORMAT_NAME = "inpaint-studio-project"
+FORMAT_VERSION = 1
+SUFFIX = ".inpaint"
+
+# Limits for reading untrusted files; generous for real projects (a 50 MP photo with dozens of layers).
+MAX_ENTRIES = 200_000
+MAX_MANIFEST_BYTES = 64 * 2**20
+MAX_ENTRY_BYTES = 2 * 2**30
+MAX_TOTAL_BYTES = 32 * 2**30
+MAX_RATIO = 200  # PNG data never compresses further by more than this; a zip bomb does
+MAX_PIXELS = 250_000_000
+LAYER_KINDS = ("base", "result", "paint")
+
+
+@dataclass
+class Project:
+    """What a project file holds, as live objects."""
+
+    document: Document
+    history: Any = None  # core.history.History, or None for a project saved without history
+    generate: dict[str, Any] = field(default_factory=dict)  # the Generate panel's last parameters
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form, JSON-able (e.g. UI state)
+    path: Path | None = None
+    saved_at: float | None = None
+
+
+class ProjectError(BadInputError):
+    """A project file that cannot be opened; the message names the file and says what to do."""
+
+
+# ---- writing ----------------------------------------------------------------------------------------------
+
+
+def _png_bytes(array: np.ndarray, compress_level: int = 1) -> bytes:
+    # Level 1: nearly the size of level 6 on photos, several times faster to write.
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def build_manifest(project: Project, tile_keys: list[str]) -> dict[str, Any]:
+    doc = project.document
+    metadata = {k: v for k, v in doc.metadata.items() if k in ("path", "parameters") and v is not None}
+    if "path" in metadata:
+        metadata["path"] = str(metadata["path"])
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "app_version": __version__,
+        "saved_at": time.time(),
+        "document": {
+            "width": doc.width,
+            "height": doc.height,
+            "active_layer_id": doc.active_layer_id,
+            "metadata": metadata,
+            "icc_profile": "icc.icc" if doc.metadata.get("icc_profile") else None,
+            "exif": "exif.bin" if doc.metadata.get("exif") else None,
+            "mask": "mask.png",
+            "layers": [
+                {
+                    "id": layer.id,
+                    "name": layer.name,
+                    "kind": layer.kind,
+                    "visible": layer.visible,
+                    "opacity": layer.opacity,
+                    "metadata": layer.metadata,
+                    "file": f"layers/{layer.id}.png",
+                }
+                for layer in doc.layers
+            ],
+        },
+        "history": project.history.to_dict() if project.history is not None else None,
+        "tiles": {key: f"tiles/{key}.png" for key in tile_keys},
+        "generate": project.generate,
+        "extra": project.extra,
+    }
+
+
+def save_project(project: Project, path: str | os.PathLike[str]) -> Path:
+    """Write `project` to `path` atomically; returns the path. Raises BadInputError if it cannot be written."""
+    target = Path(path)
+    if target.suffix.lower() != SUFFIX:
+        raise BadInputError(f"A project file must end in {SUFFIX}; choose a name like '{target.stem}{SUFFIX}'.")
+    tiles = project.history.tile_blobs() if project.history is not None else {}
+    manifest = build_manifest(project, sorted(tiles))
+    doc = project.document
+    entries: list[tuple[str, Callable[[], bytes]]] = [
+        ("manifest.json", lambda: json.dumps(manifest, indent=1, default=_json_default).encode("utf-8")),
+        ("mask.png", lambda: _png_bytes(doc.mask)),
+    ]
+    for layer in doc.layers:
+        entries.append((f"layers/{layer.id}.png", lambda layer=layer: _png_bytes(layer.pixels)))
+    for key, tile in tiles.items():
+        entries.append((f"tiles/{key}.png", lambda tile=tile: _png_bytes(np.ascontiguousarray(tile))))
+    if doc.metadata.get("icc_profile"):
+        entries.append(("icc.icc", lambda: bytes(doc.metadata["icc_profile"])))
+    if doc.metadata.get("exif"):
+        entries.append(("exif.bin", lambda: bytes(doc.metadata["exif"])))
+    _atomic_zip(target, entries)
+    project.path, project.saved_at = target, manifest["saved_at"]
+    return target
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (bytes, bytearray)):
+        return None  # binary metadata lives in its own entry
+    # Anything else (a Path, an enum, a tuple-like) is kept as its text: a save must never fail on metadata.
+    return str(value)
+
+
+def _atomic_zip(target: Path, entries: list[tuple[str, Callable[[], bytes]]]) -> None:
+    folder = target.parent
+    if not folder.is_dir():
+        raise BadInputError(f"The folder {folder} does not exist; choose another place to save the project.")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise BadInputError(f"Cannot write in {folder} ({exc.strerror}); choose another folder.") from exc
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as archive:
+                archive.writestr(zipfile.ZipInfo("mimetype", date_time=(1980, 1, 1, 0, 0, 0)), MIMETYPE)
+                for name, produce in entries:
+                    # PNGs are already compressed; deflating them again only costs time. JSON compresses well.
+                    method = zipfile.ZIP_DEFLATED if name.endswith(".json") else zipfile.ZIP_STORED
+                    archive.writestr(name, produce(), compress_type=method)
+            raw.flush()
+            os.fsync(raw.fileno())
+        if target.exists():
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+        os.replace(tmp, target)
+        _fsync_dir(folder)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BadInputError(
+            f"The project could not be saved to {target} ({exc.strerror or exc}); "
+            "check the free disk space and try again."
+        ) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # Windows cannot open folders; os.replace is atomic there all the same
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---- reading ----------------------------------------------------------------------------------------------
+
+
+class _SafeZip:
+    """A zip opened for untrusted reading: every entry checked before anything is decoded."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.archive = zipfile.ZipFile(path)
+        except FileNotFoundError as exc:
+            raise ProjectError(f"The project {path} does not exist; check the path.") from exc
+        except IsADirectoryError as exc:
+            raise ProjectError(f"{path} is a folder, not a project file; choose a {SUFFIX} file.") from exc
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise ProjectError(
+                f"{path} is not an Inpaint Studio project or is damaged; open a {SUFFIX} file, or a backup."
+            ) from exc
+        self.infos: dict[str, zipfile.ZipInfo] = {}
+        self._check_entries()
+
+    def _fail(self, why: str) -> ProjectError:
+        return ProjectError(f"The project {self.path.name} is unsafe or damaged ({why}); it was not opened.")
+
+    def _check_entries(self) -> None:
+        infos = self.archive.infolist()
+        if len(infos) > MAX_ENTRIES:
+            raise self._fail(f"{len(infos)} entries")
+        total = 0
+        for info in infos:
+            name = info.filename
+            parts = PurePosixPath(name).parts
+            if name.startswith(("/", "\\")) or "\\" in name or ":" in name or ".." in parts or not parts:
+                raise self._fail(f"the entry '{name}' points outside the project")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise self._fail(f"the entry '{name}' is a symbolic link")
+            if name in self.infos:
+                raise self._fail(f"the entry '{name}' appears twice")
+            if info.file_size > MAX_ENTRY_BYTES:
+                raise self._fail(f"the entry '{name}' is {info.file_size} bytes")
+            if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > 2**20:
+                raise self._fail(f"the entry '{name}' is compressed {info.file_size // info.compress_size}:1")
+            total += info.file_size
+            self.infos[name] = info
+        if total > MAX_TOTAL_BYTES:
+            raise self._fail(f"{total} bytes uncompressed")
+
+    def read(self, name: str, limit: int = MAX_ENTRY_BYTES) -> bytes:
+        info = self.infos.get(name)
+        if info is None:
+            raise self._fail(f"the manifest names '{name}', which the file does not contain")
+        if info.file_size > limit:
+            raise self._fail(f"the entry '{name}' is {info.file_size} bytes")
+        try:
+            with self.archive.open(info) as fh:
+                data = fh.read(limit + 1)  # a lying header cannot make us read more than the limit
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:  # CRC mismatch, truncation...
+            raise self._fail(f"the entry '{name}' is damaged: {exc}") from exc
+        if len(data) > limit:
+            raise self._fail(f"the entry '{name}' is larger than it claims")
+        return data
+
+    def read_png(self, name: str, shape: tuple[int, ...], mode: str) -> np.ndarray:
+        data = self.read(name)
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format != "PNG":
+                    raise self._fail(f"'{name}' is not a PNG image")
+                if image.width * image.height > MAX_PIXELS:
+                    raise self._fail(f"'{name}' has {image.width * image.height} pixels")
+                array = np.array(image.convert(mode), dtype=np.uint8)
+        except ProjectError:
+            raise
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise self._fail(f"the image '{name}' cannot be decoded") from exc
+        if array.shape != shape:
+            raise self._fail(f"'{name}' is {array.shape[1]}x{array.shape[0]}, expected {shape[1]}x{shape[0]}")
+        return array
+
+    def close(self) -> None:
+        self.archive.close()
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+"""version -> function upgrading a manifest of that version to version + 1 (none yet: version 1 is the first)."""
+
+
+def migrate(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
+    version = manifest.get("version")
+    if manifest.get("format") != FORMAT_NAME or not isinstance(version, int) or version < 1:
+        raise ProjectError(f"{path.name} is not an Inpaint Studio project (its manifest is not ours).")
+    if version > FORMAT_VERSION:
+        raise ProjectError(
+            f"{path.name} was saved by a newer Inpaint Studio (project format {version}, this one reads up to "
+            f"{FORMAT_VERSION}); update Inpaint Studio to open it."
+        )
+    while manifest["version"] < FORMAT_VERSION:
+        manifest = MIGRATIONS[manifest["version"]](manifest)
+    return manifest
+
+
+def _require(condition: bool, safe: _SafeZip, why: str) -> None:
+    if not condition:
+        raise safe._fail(why)
+
+
+def load_project(path: str | os.PathLike[str], *, with_history: bool = True) -> Project:
+    """Open a project file; every problem becomes one ProjectError sentence naming the file."""
+    from inpaint_studio.core.history import History
+
+    source = Path(path)
+    safe = _SafeZip(source)
+    try:
+        try:
+            manifest = json.loads(safe.read("manifest.json", MAX_MANIFEST_BYTES))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise safe._fail("its manifest is not valid JSON") from exc
+        _require(isinstance(manifest, dict), safe, "its manifest is not an object")
+        manifest = migrate(manifest, source)
+        doc_data = manifest.get("document")
+        _require(isinstance(doc_data, dict), safe, "the manifest has no document")
+        width, height = doc_data.get("width"), doc_data.get("height")
+        _require(
+            isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0,
+            safe,
+            "the document size is invalid",
+        )
+        _require(width * height <= MAX_PIXELS, safe, f"the document is {width}x{height}")
+        layers_data = doc_data.get("layers")
+        _require(isinstance(layers_data, list) and layers_data, safe, "the document has no layers")
+        layers = []
+        seen_ids: set[str] = set()
+        for item in layers_data:
+            _require(isinstance(item, dict), safe, "a layer entry is not an object")
+            layer_id, file = item.get("id"), item.get("file")
+            _require(isinstance(layer_id, str) and layer_id not in seen_ids, safe, "layer ids are missing or repeated")
+            _require(isinstance(file, str), safe, f"layer {layer_id} has no image")
+            _require(item.get("kind") in LAYER_KINDS, safe, f"layer {layer_id} has an unknown kind")
+            seen_ids.add(layer_id)
+            opacity = item.get("opacity", 1.0)
+            _require(isinstance(opacity, (int, float)), safe, f"layer {layer_id} has an invalid opacity")
+            metadata = item.get("metadata", {})
+            _require(isinstance(metadata, dict), safe, f"layer {layer_id} has invalid metadata")
+            layers.append(
+                Layer(
+                    name=str(item.get("name", "Layer")),
+                    pixels=safe.read_png(file, (height, width, 4), "RGBA"),
+                    kind=item["kind"],
+                    visible=bool(item.get("visible", True)),
+                    opacity=float(opacity),
+                    metadata=metadata,
+                    id=layer_id,
+                )
+            )
+        mask = safe.read_png(str(doc_data.get("mask", "mask.png")), (height, width), "L")
+        document = Document(width, height, layers, mask)
+        active = doc_data.get("active_layer_id")
+        if active in seen_ids:
+            document.set_active_layer(active)
+        metadata = doc_data.get("metadata") or {}
+        _require(isinstance(metadata, dict), safe, "the document metadata is invalid")
+        document.metadata.update({k: v for k, v in metadata.items() if k in ("path", "parameters")})
+        for key, entry_key in (("icc_profile", "icc_profile"), ("exif", "exif")):
+            entry = doc_data.get(entry_key)
+            if entry:
+                document.metadata[key] = safe.read(str(entry), 64 * 2**20)
+
+        history = None
+        history_data = manifest.get("history")
+        if with_history and history_data is not None:
+            _require(isinstance(history_data, dict), safe, "the history is invalid")
+            tile_names = manifest.get("tiles") or {}
+            _require(isinstance(tile_names, dict), safe, "the tile table is invalid")
+            tiles = {key: _read_tile(safe, str(name)) for key, name in tile_names.items()}
+            try:
+                history = History.from_dict(history_data, tiles)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise safe._fail(f"its history cannot be read: {exc}") from exc
+        generate = manifest.get("generate") or {}
+        extra = manifest.get("extra") or {}
+        _require(isinstance(generate, dict) and isinstance(extra, dict), safe, "the saved settings are invalid")
+        return Project(
+            document=document,
+            history=history,
+            generate=generate,
+            extra=extra,
+            path=source,
+            saved_at=manifest.get("saved_at"),
+        )
+    finally:
+        safe.close()
+
+
+def _read_tile(safe: _SafeZip, name: str) -> np.ndarray:
+    data = safe.read(name, 64 * 2**20)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "PNG" or image.width * image.height > 4096 * 4096:
+                raise safe._fail(f"'{name}' is not a history tile")
+            return np.array(image, dtype=np.uint8)
+    except ProjectError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise safe._fail(f"the tile '{name}' cannot be decoded") from exc
+
+
+def read_manifest(path: str | os.PathLike[str]) -> Mapping[str, Any]:
+    """Only the (migrated) manifest: for listing recovery files and replaying without loading pixels."""
+    safe = _SafeZip(Path(path))
+    try:
+        manifest = json.loads(safe.read("manifest.json", MAX_MANIFEST_BYTES))
+        if not isinstance(manifest, dict):
+            raise safe._fail("its manifest is not an object")
+        return migrate(manifest, Path(path))
+    except ValueError as exc:
+        if isinstance(exc, ProjectError):
+            raise
+        raise safe._fail("its manifest is not valid JSON") from exc
+    finally:
+        safe.close()
