@@ -61,10 +61,8 @@ Only these Pillow formats are opened (no EPS, which would run Ghostscript): see 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
-import secrets
 import stat
 import struct
 import warnings
@@ -76,6 +74,7 @@ from typing import Any, Final
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from inpaint_studio.core.atomic import atomic_write
 from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.parameters import looks_like_parameters
 
@@ -649,7 +648,7 @@ def save_image(
     prepared = _prepare_mode(image, fmt)
     options = _save_options(prepared, fmt, parameters, icc_profile, exif, quality)
     target = p.resolve() if p.is_symlink() else p  # replace the file a link points to, not the link
-    _atomic_write(target, shown=p, write=lambda fh: prepared.save(fh, format=fmt, **options))
+    atomic_write(target, lambda fh: prepared.save(fh, format=fmt, **options), shown=p)
     return p
 
 
@@ -735,61 +734,3 @@ def _exif_with_user_comment(exif_block: bytes | None, text: str) -> bytes:
             exif = Image.Exif()
     exif.get_ifd(_EXIF_IFD)[_USER_COMMENT] = comment
     return exif.tobytes()
-
-
-def _atomic_write(target: Path, *, shown: Path, write: Any) -> None:
-    """Run `write(file)` into a temporary file next to `target`, fsync it, then move it over `target`."""
-    folder = target.parent
-    tmp = folder / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        fh = open(tmp, "xb")  # noqa: SIM115 (closed by "with fh" below); "x": never clobber a file
-    except OSError as exc:
-        raise BadInputError(_write_error_message(shown, folder, exc)) from exc
-    try:
-        with fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        with contextlib.suppress(OSError):
-            # Keep the permissions of the file we replace (a new file keeps the umask default).
-            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
-        os.replace(tmp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError | ValueError) and not isinstance(exc, BadInputError):
-            raise BadInputError(_write_error_message(shown, folder, exc)) from exc
-        raise
-    _fsync_folder(folder)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); not possible, nor needed, on Windows."""
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_error_message(p: Path, folder: Path, exc: BaseException) -> str:
-    code = getattr(exc, "errno", None)
-    if isinstance(exc, FileNotFoundError) or (code == errno.ENOENT and not folder.exists()):
-        return f"Cannot save '{p}' because the folder '{folder}' does not exist; choose an existing folder."
-    if isinstance(exc, NotADirectoryError):
-        return f"Cannot save '{p}' because '{folder}' is not a folder; choose an existing folder."
-    if isinstance(exc, PermissionError) or code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return (
-            f"Cannot save '{p}' because the folder '{folder}' is not writable; "
-            "choose another folder or check its permissions."
-        )
-    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        return (
-            f"Cannot save '{p}' because the disk is full (any previous file is unchanged); "
-            "free some space or save to another drive."
-        )
-    reason = str(exc).strip().split(". ")[0].rstrip(".").strip()[:120] or type(exc).__name__
-    return f"Could not save '{p}' ({reason}), so nothing was overwritten; try another file type or folder."

@@ -22,18 +22,18 @@ import io
 import json
 import os
 import stat
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
 
 from inpaint_studio import __version__
+from inpaint_studio.core.atomic import atomic_write
 from inpaint_studio.core.document import Document, Layer
 from inpaint_studio.core.errors import BadInputError
 
@@ -151,50 +151,15 @@ def _json_default(value: Any) -> Any:
 
 
 def _atomic_zip(target: Path, entries: list[tuple[str, Callable[[], bytes]]]) -> None:
-    folder = target.parent
-    if not folder.is_dir():
-        raise BadInputError(f"The folder {folder} does not exist; choose another place to save the project.")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise BadInputError(f"Cannot write in {folder} ({exc.strerror}); choose another folder.") from exc
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as archive:
-                archive.writestr(zipfile.ZipInfo("mimetype", date_time=(1980, 1, 1, 0, 0, 0)), MIMETYPE)
-                for name, produce in entries:
-                    # PNGs are already compressed; deflating them again only costs time. JSON compresses well.
-                    method = zipfile.ZIP_DEFLATED if name.endswith(".json") else zipfile.ZIP_STORED
-                    archive.writestr(name, produce(), compress_type=method)
-            raw.flush()
-            os.fsync(raw.fileno())
-        if target.exists():
-            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
-        os.replace(tmp, target)
-        _fsync_dir(folder)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise BadInputError(
-            f"The project could not be saved to {target} ({exc.strerror or exc}); "
-            "check the free disk space and try again."
-        ) from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    def write(raw: BinaryIO) -> None:
+        with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as archive:
+            archive.writestr(zipfile.ZipInfo("mimetype", date_time=(1980, 1, 1, 0, 0, 0)), MIMETYPE)
+            for name, produce in entries:
+                # PNGs are already compressed; deflating them again only costs time. JSON compresses well.
+                method = zipfile.ZIP_DEFLATED if name.endswith(".json") else zipfile.ZIP_STORED
+                archive.writestr(name, produce(), compress_type=method)
 
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # Windows cannot open folders; os.replace is atomic there all the same
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    atomic_write(target, write)
 
 
 # ---- reading ----------------------------------------------------------------------------------------------

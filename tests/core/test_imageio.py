@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from inpaint_studio.core import imageio
+from inpaint_studio.core import atomic, imageio
 from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.imageio import (
     MAX_IMAGE_PIXELS,
@@ -869,7 +869,7 @@ def test_save_into_unwritable_folder_simulated(tmp_path: Path, monkeypatch) -> N
             raise PermissionError(errno.EACCES, "Permission denied", str(file))
         return real_open(file, mode, *args, **kwargs)
 
-    monkeypatch.setattr(imageio, "open", deny, raising=False)
+    monkeypatch.setattr(atomic, "open", deny, raising=False)
     path = tmp_path / "out.png"
     with pytest.raises(BadInputError) as exc:
         save_image(noise(), path)
