@@ -165,26 +165,26 @@ def _atomic_zip(target: Path, entries: list[tuple[str, Callable[[], bytes]]]) ->
 # ---- reading ----------------------------------------------------------------------------------------------
 
 
-class _SafeZip:
+class SafeZip:
     """A zip opened for untrusted reading: every entry checked before anything is decoded."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, noun: str = "project", suffix: str = SUFFIX) -> None:
+        self.path, self.noun = path, noun
         try:
             self.archive = zipfile.ZipFile(path)
         except FileNotFoundError as exc:
-            raise ProjectError(f"The project {path} does not exist; check the path.") from exc
+            raise ProjectError(f"The {noun} {path} does not exist; check the path.") from exc
         except IsADirectoryError as exc:
-            raise ProjectError(f"{path} is a folder, not a project file; choose a {SUFFIX} file.") from exc
+            raise ProjectError(f"{path} is a folder, not a {noun} file; choose a {suffix} file.") from exc
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             raise ProjectError(
-                f"{path} is not an Inpaint Studio project or is damaged; open a {SUFFIX} file, or a backup."
+                f"{path} is not a valid {noun} or is damaged; open a {suffix} file, or a backup."
             ) from exc
         self.infos: dict[str, zipfile.ZipInfo] = {}
         self._check_entries()
 
     def _fail(self, why: str) -> ProjectError:
-        return ProjectError(f"The project {self.path.name} is unsafe or damaged ({why}); it was not opened.")
+        return ProjectError(f"The {self.noun} {self.path.name} is unsafe or damaged ({why}); it was not opened.")
 
     def _check_entries(self) -> None:
         infos = self.archive.infolist()
@@ -195,7 +195,7 @@ class _SafeZip:
             name = info.filename
             parts = PurePosixPath(name).parts
             if name.startswith(("/", "\\")) or "\\" in name or ":" in name or ".." in parts or not parts:
-                raise self._fail(f"the entry '{name}' points outside the project")
+                raise self._fail(f"the entry '{name}' points outside the {self.noun}")
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise self._fail(f"the entry '{name}' is a symbolic link")
             if name in self.infos:
@@ -263,7 +263,7 @@ def migrate(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _require(condition: bool, safe: _SafeZip, why: str) -> None:
+def _require(condition: bool, safe: SafeZip, why: str) -> None:
     if not condition:
         raise safe._fail(why)
 
@@ -273,7 +273,7 @@ def load_project(path: str | os.PathLike[str], *, with_history: bool = True) -> 
     from inpaint_studio.core.history import History
 
     source = Path(path)
-    safe = _SafeZip(source)
+    safe = SafeZip(source)
     try:
         try:
             manifest = json.loads(safe.read("manifest.json", MAX_MANIFEST_BYTES))
@@ -355,7 +355,7 @@ def load_project(path: str | os.PathLike[str], *, with_history: bool = True) -> 
         safe.close()
 
 
-def _read_tile(safe: _SafeZip, name: str) -> np.ndarray:
+def _read_tile(safe: SafeZip, name: str) -> np.ndarray:
     data = safe.read(name, 64 * 2**20)
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -370,7 +370,7 @@ def _read_tile(safe: _SafeZip, name: str) -> np.ndarray:
 
 def read_manifest(path: str | os.PathLike[str]) -> Mapping[str, Any]:
     """Only the (migrated) manifest: for listing recovery files and replaying without loading pixels."""
-    safe = _SafeZip(Path(path))
+    safe = SafeZip(Path(path))
     try:
         manifest = json.loads(safe.read("manifest.json", MAX_MANIFEST_BYTES))
         if not isinstance(manifest, dict):

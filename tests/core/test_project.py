@@ -240,7 +240,7 @@ def test_zip_bomb_is_refused_before_decompressing(tmp_path):
 def test_not_a_zip_missing_and_folder(tmp_path):
     junk = tmp_path / "junk.inpaint"
     junk.write_bytes(b"hello")
-    with pytest.raises(ProjectError, match="not an Inpaint Studio project or is damaged"):
+    with pytest.raises(ProjectError, match="not a valid project or is damaged"):
         load_project(junk)
     with pytest.raises(ProjectError, match="does not exist"):
         load_project(tmp_path / "missing.inpaint")
