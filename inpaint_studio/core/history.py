@@ -530,6 +530,8 @@ class History:
     def from_dict(cls, data: Mapping[str, Any], tiles: Mapping[str, np.ndarray] | None = None) -> History:
         """Rebuild a history; snapshots are restored when `tiles` holds every tile they name."""
         history = cls()
+        if tiles is not None:
+            tiles = _read_only_tiles(tiles)
         for item in data.get("entries", []):
             thumbnail = None
             if item.get("thumbnail_png"):
@@ -593,15 +595,21 @@ def _tiled_to_dict(tiled: TiledArray, keys: _TileKeys) -> dict[str, Any]:
 
 
 def _tiled_from_dict(data: Mapping[str, Any], tiles: Mapping[str, np.ndarray]) -> TiledArray:
-    rows = []
-    for row in data["tiles"]:
-        frozen = []
-        for key in row:
-            tile = np.array(tiles[key], copy=True)
-            tile.flags.writeable = False
-            frozen.append(tile)
-        rows.append(tuple(frozen))
-    return TiledArray(tuple(data["shape"]), np.dtype(data["dtype"]), tuple(rows))
+    # The same read-only array object serves every reference to a key: loaded snapshots share tiles
+    # exactly as the live ones did (copying per reference made a 20-entry history 20x larger and slow).
+    rows = tuple(tuple(tiles[key] for key in row) for row in data["tiles"])
+    return TiledArray(tuple(data["shape"]), np.dtype(data["dtype"]), rows)
+
+
+def _read_only_tiles(tiles: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {}
+    for key, tile in tiles.items():
+        frozen = np.ascontiguousarray(tile)
+        if frozen is tile or frozen.base is not None:
+            frozen = frozen.copy()  # never freeze (or alias) an array the caller may still write to
+        frozen.flags.writeable = False
+        out[key] = frozen
+    return out
 
 
 def _entry_to_dict(entry: HistoryEntry, keys: _TileKeys) -> dict[str, Any]:
