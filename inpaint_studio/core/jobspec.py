@@ -50,6 +50,46 @@ class MemoryMode(str, Enum):
     SEQUENTIAL_OFFLOAD = "sequential_offload"
 
 
+class Task(str, Enum):
+    """What a job does with its input."""
+
+    INPAINT = "inpaint"  # repaint the masked area (the default)
+    TEXT2IMG = "text2img"  # a new image from the prompt alone: no input image, no mask
+    IMG2IMG = "img2img"  # redraw the whole input (or only the masked area) starting from its pixels
+
+
+AUTO = "auto"
+ON = "on"
+OFF = "off"
+_SWITCH = (AUTO, ON, OFF)
+ATTENTION_CHOICES = (AUTO, "sdpa", "sliced")
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    """Speed and memory settings that do not change what is painted, only how it is computed.
+
+    "auto" means the device default (docs/models.md): SDPA attention except on Apple GPUs (sliced), VAE
+    tiling only for working sizes above 4x the model's native pixel count, channels_last on CUDA only.
+    The result records the values actually used.
+    """
+
+    attention: str = AUTO  # auto | sdpa (PyTorch scaled-dot-product attention) | sliced (lower peak memory)
+    vae_tiling: str = AUTO  # auto | on | off
+    channels_last: str = AUTO  # auto | on | off
+    compile_unet: bool = False  # torch.compile the UNet once (dynamic shapes); slow first run, faster after
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.attention not in ATTENTION_CHOICES:
+            out.append(f"Attention '{self.attention}' is unknown; use one of: {', '.join(ATTENTION_CHOICES)}.")
+        for name in ("vae_tiling", "channels_last"):
+            value = getattr(self, name)
+            if value not in _SWITCH:
+                out.append(f"{name.replace('_', ' ').capitalize()} '{value}' is unknown; use auto, on or off.")
+        return out
+
+
 @dataclass(frozen=True)
 class MaskOptions:
     """How the painted mask is prepared before use.
@@ -93,6 +133,20 @@ class InpaintJob:
     classical_method: ClassicalMethod = ClassicalMethod.AUTO
     device: str = "auto"  # auto | cuda | cuda:N | mps | cpu
     memory_mode: MemoryMode = MemoryMode.NONE
+    # ---- added for chains and more model families; the defaults keep older records meaning the same ----
+    task: Task = Task.INPAINT
+    width: int | None = None  # text-to-image output size; None = the model's native size
+    height: int | None = None
+    prompt_weighting: bool = False  # parse the prompts with compel's syntax: (word)1.3, word++, word--
+    refiner: str | None = None  # an SDXL refiner run after the base model (SDXL base models only)
+    refiner_switch: float = 0.8  # fraction of the denoising done by the base model before the refiner
+    controlnet: str | None = None  # a ControlNet model reference (SD 1.5: control_v11p_sd15_inpaint)
+    controlnet_scale: float = 1.0
+    control_start: float = 0.0  # fraction of the denoising where the ControlNet starts / stops acting
+    control_end: float = 1.0
+    prior_steps: int = 25  # Kandinsky 2.2 prior (text -> image embedding)
+    prior_guidance_scale: float = 4.0
+    speed: SpeedOptions = field(default_factory=SpeedOptions)
 
     # ---- validation -------------------------------------------------------------------------------------
     @property
@@ -129,6 +183,46 @@ class InpaintJob:
         if self.output_size is OutputSize.PROCESSED and self.preserve_unmasked:
             out.append("Preserve-unmasked needs output size 'original'; turn one of them off.")
         out.extend(self.mask.problems())
+        out.extend(self._task_problems())
+        out.extend(self._option_problems())
+        out.extend(self.speed.problems())
+        return out
+
+    def _task_problems(self) -> list[str]:
+        out: list[str] = []
+        if self.task is not Task.INPAINT and self.is_classical:
+            out.append(f"The classical fill can only inpaint; choose a diffusion model for {self.task.value}.")
+        if self.task is Task.TEXT2IMG:
+            if self.strength != 1.0:
+                out.append("Strength has no meaning for text-to-image (there is no input image); leave it at 1.")
+            for name in ("width", "height"):
+                value = getattr(self, name)
+                if value is not None and not (64 <= value <= 4096 and value % 8 == 0):
+                    out.append(f"The {name} is {value} px; use a multiple of 8 between 64 and 4096, or leave it empty.")
+        elif self.width is not None or self.height is not None:
+            out.append("Width and height only apply to text-to-image; use the working resolution for other tasks.")
+        if self.controlnet is not None and self.task is not Task.INPAINT:
+            out.append("A ControlNet can only be used for inpainting here; remove it or set the task to inpaint.")
+        return out
+
+    def _option_problems(self) -> list[str]:
+        out: list[str] = []
+        if self.refiner is not None and not self.refiner.strip():
+            out.append("The refiner is empty; name an SDXL refiner model or leave it unset.")
+        if not (0.0 < self.refiner_switch < 1.0):
+            out.append(f"Refiner switch is {self.refiner_switch}; use a fraction between 0 and 1, e.g. 0.8.")
+        if self.controlnet is not None and not self.controlnet.strip():
+            out.append("The ControlNet is empty; name a ControlNet model or leave it unset.")
+        if not (0.0 <= self.controlnet_scale <= 2.0):
+            out.append(f"ControlNet scale is {self.controlnet_scale}; use a value between 0 and 2.")
+        if not (0.0 <= self.control_start < self.control_end <= 1.0):
+            out.append(
+                f"ControlNet start {self.control_start} and end {self.control_end} must satisfy 0 <= start < end <= 1."
+            )
+        if not (1 <= self.prior_steps <= MAX_STEPS):
+            out.append(f"Prior steps is {self.prior_steps}; use between 1 and {MAX_STEPS}.")
+        if not (0.0 <= self.prior_guidance_scale <= 50.0):
+            out.append(f"Prior guidance scale is {self.prior_guidance_scale}; use a value between 0 and 50.")
         return out
 
     def validate(self) -> InpaintJob:
@@ -172,11 +266,14 @@ class InpaintJob:
         try:
             if "mask" in kwargs and isinstance(kwargs["mask"], dict):
                 kwargs["mask"] = MaskOptions(**kwargs["mask"])
+            if "speed" in kwargs and isinstance(kwargs["speed"], dict):
+                kwargs["speed"] = SpeedOptions(**kwargs["speed"])
             for name, enum in (
                 ("area", Area),
                 ("output_size", OutputSize),
                 ("classical_method", ClassicalMethod),
                 ("memory_mode", MemoryMode),
+                ("task", Task),
             ):
                 if name in kwargs:
                     kwargs[name] = enum(kwargs[name])

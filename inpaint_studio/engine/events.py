@@ -37,6 +37,20 @@ class CancelToken:
 
 
 @dataclass(frozen=True)
+class LatentHandoff:
+    """The latents behind a result image, for a next step that can take them without decode/encode.
+
+    Only attached when the image is exactly the decoded latents (no crop, resize or composite), so a
+    step that uses them starts from what the image shows.
+    """
+
+    latents: Any  # torch.Tensor 1xCxhxw on the CPU
+    latent_space: dict[str, Any]  # the VAE's latent-space signature (decode.latent_space)
+    size: tuple[int, int]  # (width, height) of the image the latents decode to
+    rgb: Any  # numpy HxWx3 uint8: that image
+
+
+@dataclass(frozen=True)
 class InpaintResult:
     """The outcome of one job: one image per variant, at the size the job asked for."""
 
@@ -47,7 +61,8 @@ class InpaintResult:
     device: str
     duration_s: float
     region: tuple[int, int, int, int]  # (left, top, right, bottom) of the area the model worked on
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # plain data only: history stores it
+    handoff: LatentHandoff | None = field(default=None, repr=False, compare=False)  # for the first image
 
 
 @dataclass(frozen=True)

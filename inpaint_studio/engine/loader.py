@@ -17,7 +17,7 @@ from typing import Any
 from inpaint_studio.core.errors import BadInputError, ModelUnavailableError
 from inpaint_studio.core.jobspec import MemoryMode
 from inpaint_studio.engine.devices import check_memory_mode, pick_dtype
-from inpaint_studio.engine.models import Family, ModelInfo
+from inpaint_studio.engine.models import ControlNetInfo, Family, ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +74,10 @@ def load_pipeline(info: ModelInfo, device: str, memory_mode: MemoryMode = Memory
             "download it again or choose another model."
         ) from exc
     pipe.set_progress_bar_config(disable=True)
-    if memory_mode is MemoryMode.MODEL_OFFLOAD:
-        pipe.enable_model_cpu_offload(device=device)
-    elif memory_mode is MemoryMode.SEQUENTIAL_OFFLOAD:
-        pipe.enable_sequential_cpu_offload(device=device)
-    else:
+    if memory_mode is MemoryMode.NONE:
         pipe.to(device)
+    else:
+        _enable_offload(pipe, memory_mode, device)
     # PyTorch's scaled-dot-product attention is diffusers' default processor on torch 2: nothing to enable.
     return pipe
 
@@ -94,10 +92,63 @@ def _short(exc: BaseException) -> str:
     return text[:200]
 
 
-class PipelineManager:
-    """Keeps at most one pipeline loaded and reuses it while the same model/device/mode is asked for.
+@dataclass(frozen=True)
+class Variant:
+    """A pipeline built on the loaded checkpoint's modules with from_pipe: another task, or a ControlNet.
 
-    Switching model releases the previous pipeline first, so peak memory never holds two models.
+    `task` is "inpaint", "text2img" or "img2img"; `controlnet` is the ControlNet folder, if any.
+    """
+
+    task: str = "inpaint"
+    controlnet: str | None = None
+
+
+BASE = Variant()
+
+
+def load_controlnet(info: ControlNetInfo, device: str) -> Any:
+    from diffusers import ControlNetModel
+
+    try:
+        model = ControlNetModel.from_pretrained(
+            str(info.path), dtype=pick_dtype(device), use_safetensors=True, local_files_only=True
+        )
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelUnavailableError(
+            f"The ControlNet {info.name} could not be loaded ({_short(exc)}); download it again or choose another."
+        ) from exc
+    return model
+
+
+def build_variant(base: Any, variant: Variant, controlnet: Any = None) -> Any:
+    """A pipeline for `variant` that shares every module of `base` (from_pipe copies no weights)."""
+    from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
+
+    if variant.controlnet is not None:
+        unet_dim = base.unet.config.cross_attention_dim
+        if controlnet.config.cross_attention_dim != unet_dim:
+            raise BadInputError(
+                f"The ControlNet {Path(variant.controlnet).name} was made for another model family "
+                f"(text width {controlnet.config.cross_attention_dim}, the model has {unet_dim}); "
+                "choose a ControlNet for this base model."
+            )
+        pipe = AutoPipelineForInpainting.from_pipe(base, controlnet=controlnet)
+    elif variant.task == "text2img":
+        pipe = AutoPipelineForText2Image.from_pipe(base)
+    elif variant.task == "img2img":
+        pipe = AutoPipelineForImage2Image.from_pipe(base)
+    else:
+        return base
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+class PipelineManager:
+    """Keeps one checkpoint loaded and reuses it while the same model/device/mode is asked for.
+
+    Other tasks on the same checkpoint (text-to-image, image-to-image, ControlNet inpainting) are
+    from_pipe variants of the loaded pipeline: they share its modules, are cached beside it and released
+    with it. Switching checkpoint releases everything first, so peak memory never holds two models.
     Thread safe: the GUI's worker thread and a CLI call the same object.
     """
 
@@ -106,35 +157,86 @@ class PipelineManager:
         self._key: LoadKey | None = None
         self._pipe: Any = None
         self._info: ModelInfo | None = None
+        self._variants: dict[Variant, Any] = {}
+        self._controlnets: dict[str, Any] = {}
+        self._hooked: Any = None  # the pipeline whose offload hooks are installed (offload modes only)
 
     @property
     def loaded(self) -> ModelInfo | None:
         return self._info
 
-    def get(self, info: ModelInfo, device: str, memory_mode: MemoryMode = MemoryMode.NONE) -> Any:
+    def pipelines(self) -> list[Any]:
+        """Every pipeline held now: the loaded one first, then its variants."""
+        with self._lock:
+            return [] if self._pipe is None else [self._pipe, *self._variants.values()]
+
+    def get(
+        self,
+        info: ModelInfo,
+        device: str,
+        memory_mode: MemoryMode = MemoryMode.NONE,
+        variant: Variant = BASE,
+        controlnet: ControlNetInfo | None = None,
+    ) -> Any:
         if info.path is None:
             raise BadInputError(f"{info.name} is not a diffusion model.")
         key = LoadKey(str(info.path), device, str(pick_dtype(device)), memory_mode)
         with self._lock:
-            if self._key == key and self._pipe is not None:
-                return self._pipe
-            self.release()
-            log.info("loading %s on %s (%s)", info.name, device, memory_mode.value)
-            self._pipe = load_pipeline(info, device, memory_mode)
-            self._key, self._info = key, info
-            return self._pipe
+            if self._key != key or self._pipe is None:
+                self.release()
+                log.info("loading %s on %s (%s)", info.name, device, memory_mode.value)
+                self._pipe = load_pipeline(info, device, memory_mode)
+                self._key, self._info = key, info
+                self._hooked = self._pipe if memory_mode is not MemoryMode.NONE else None
+            if variant == BASE:
+                pipe = self._pipe
+            else:
+                pipe = self._variants.get(variant)
+                if pipe is None:
+                    model = None
+                    if variant.controlnet is not None:
+                        assert controlnet is not None and str(controlnet.path) == variant.controlnet
+                        model = self._controlnet(controlnet, device, memory_mode)
+                    pipe = build_variant(self._pipe, variant, model)
+                    self._variants[variant] = pipe
+            if memory_mode is not MemoryMode.NONE and self._hooked is not pipe:
+                # Offload hooks chain the modules of one pipeline; a variant has another module order.
+                _enable_offload(pipe, memory_mode, device)
+                self._hooked = pipe
+            return pipe
+
+    def _controlnet(self, info: ControlNetInfo, device: str, memory_mode: MemoryMode) -> Any:
+        key = str(info.path)
+        if key not in self._controlnets:
+            self._controlnets.clear()  # one ControlNet at a time, like one checkpoint
+            self._variants = {v: p for v, p in self._variants.items() if v.controlnet is None}
+            model = load_controlnet(info, device)
+            if memory_mode is MemoryMode.NONE:
+                model.to(device)
+            self._controlnets[key] = model
+        return self._controlnets[key]
 
     def release(self) -> None:
-        """Drop the loaded pipeline and return its memory (CPU and GPU)."""
+        """Drop the loaded pipeline and its variants and return their memory (CPU and GPU)."""
         with self._lock:
             if self._pipe is None:
                 return
             device = self._key.device if self._key else "cpu"
             self._pipe = None
+            self._variants.clear()
+            self._controlnets.clear()
+            self._hooked = None
             self._key = None
             self._info = None
             gc.collect()
             free_device_cache(device)
+
+
+def _enable_offload(pipe: Any, memory_mode: MemoryMode, device: str) -> None:
+    if memory_mode is MemoryMode.MODEL_OFFLOAD:
+        pipe.enable_model_cpu_offload(device=device)
+    elif memory_mode is MemoryMode.SEQUENTIAL_OFFLOAD:
+        pipe.enable_sequential_cpu_offload(device=device)
 
 
 def free_device_cache(device: str) -> None:

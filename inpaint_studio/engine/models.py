@@ -109,6 +109,11 @@ def _read_json(path: Path) -> dict[str, Any]:
 def detect_folder(path: Path, reference: str | None = None, source: str = "folder", revision: str | None = None):
     """Family of a diffusers folder from model_index.json `_class_name` and the UNet's in_channels."""
     index = path / "model_index.json"
+    if not index.is_file() and _component_class(path) == "ControlNetModel":
+        raise ModelUnavailableError(
+            f"{path.name} is a ControlNet, which guides a base model; choose an SD model and pass this one "
+            "as the ControlNet."
+        )
     if not index.is_file():
         raise ModelUnavailableError(
             f"The folder {path} is not a diffusers model (it has no model_index.json); "
@@ -147,6 +152,71 @@ def detect_folder(path: Path, reference: str | None = None, source: str = "folde
         in_channels=in_channels,
         revision=revision,
     )
+
+
+def _component_class(path: Path) -> str | None:
+    """`_class_name` of a single-component folder (config.json), e.g. 'ControlNetModel'; None otherwise."""
+    config = path / "config.json"
+    if not config.is_file():
+        return None
+    return str(_read_json(config).get("_class_name", "")) or None
+
+
+def component_config(info: ModelInfo, component: str, file: str = "config.json") -> dict[str, Any] | None:
+    """The JSON config of one pipeline component (e.g. 'vae') as the loader will read it; None if absent.
+
+    Lets the engine look at components of a model that is not loaded yet (the refiner's VAE and
+    scheduler) without loading any weights. Schedulers keep theirs in 'scheduler_config.json'.
+    """
+    root = info.config_dir if info.source == "single_file" else info.path
+    if root is None or not (root / component / file).is_file():
+        return None
+    return _read_json(root / component / file)
+
+
+@dataclass(frozen=True)
+class ControlNetInfo:
+    """A resolved ControlNet reference: a folder with a ControlNetModel config and safetensors weights."""
+
+    reference: str
+    path: Path
+    revision: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.reference if HUB_ID.match(self.reference) else self.path.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reference": self.reference, "path": str(self.path), "revision": self.revision}
+
+
+def resolve_controlnet(reference: str, *, allow_download: bool = False) -> ControlNetInfo:
+    """A ControlNet folder or hub id (e.g. lllyasviel/control_v11p_sd15_inpaint) -> local files."""
+    reference = reference.strip()
+    path = Path(reference).expanduser()
+    snapshot: Path | None = path if path.is_dir() else None
+    revision = None
+    if snapshot is None:
+        if not HUB_ID.match(reference) or reference.startswith((".", "/", "~")):
+            raise ModelUnavailableError(
+                f"The ControlNet '{reference}' was not found: no such folder, and it is not a hub id "
+                "like 'owner/name'; check the path."
+            )
+        snapshot = find_in_cache(reference, marker="config.json")
+        if snapshot is None:
+            if not allow_download:
+                from inpaint_studio.engine.catalog import download_hint
+
+                raise ModelUnavailableError(f"The ControlNet {reference} is not installed; {download_hint(reference)}")
+            snapshot = download(reference)
+        revision = _revision_of(snapshot)
+    class_name = _component_class(snapshot)
+    if class_name is None or not class_name.endswith("ControlNetModel"):
+        raise ModelUnavailableError(
+            f"{snapshot.name} is not a ControlNet (its config.json names '{class_name or 'nothing'}'); "
+            "choose a ControlNet folder such as control_v11p_sd15_inpaint."
+        )
+    return ControlNetInfo(reference=reference, path=snapshot, revision=revision)
 
 
 def read_safetensors_header(path: Path) -> dict[str, Any]:
@@ -209,13 +279,16 @@ DOWNLOAD_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
 SKIP_PATTERNS = ["*.ckpt", "*.bin", "*.pth", "*.onnx", "*.msgpack", "*.h5", "*.pt", "*non_ema*", "*.fp16.*"]
 
 
-def find_in_cache(repo_id: str) -> Path | None:
-    """The local snapshot of a hub model, or None when it was never downloaded."""
+def find_in_cache(repo_id: str, marker: str = "model_index.json") -> Path | None:
+    """The local snapshot of a hub model, or None when it was never downloaded.
+
+    `marker` is the file that must be there: model_index.json for pipelines, config.json for a ControlNet.
+    """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=["model_index.json"]))
+        return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=[marker]))
     except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
         return None
 

@@ -1,5 +1,8 @@
 """The engine: (image, mask, job) -> inpainted image(s), with progress events and cooperative cancel.
 
+Also text-to-image (no input) and image-to-image (no mask, or a mask that limits the change) jobs;
+chains of jobs are run by engine/chain.py on top of Engine.run.
+
 What it guarantees, whatever the model:
 - the output has the input's size;
 - with preserve_unmasked (the default) every pixel outside the feathered mask is bit-identical to the
@@ -28,9 +31,9 @@ from inpaint_studio.core.errors import (
     CancelledError,
     EngineError,
     InpaintStudioError,
-    OutOfMemoryError,
+    ModelUnavailableError,
 )
-from inpaint_studio.core.jobspec import Area, InpaintJob, OutputSize
+from inpaint_studio.core.jobspec import Area, InpaintJob, Task
 from inpaint_studio.engine.events import (
     CancelToken,
     EventSink,
@@ -40,16 +43,11 @@ from inpaint_studio.engine.events import (
     JobFinished,
     JobProgress,
     JobStarted,
+    LatentHandoff,
 )
-from inpaint_studio.engine.models import Family, ModelInfo, resolve_model
+from inpaint_studio.engine.models import Family, ModelInfo, component_config, resolve_model
 
 log = logging.getLogger(__name__)
-
-# Approximate linear map from SD latents to RGB: a cheap live preview without running the VAE.
-_LATENT_RGB = np.array(
-    [[0.298, 0.207, 0.208], [0.187, 0.286, 0.173], [-0.158, 0.189, 0.264], [-0.184, -0.271, -0.473]],
-    dtype=np.float32,
-)
 
 
 @dataclass(frozen=True)
@@ -147,15 +145,22 @@ class Engine:
     def run(
         self,
         job: InpaintJob,
-        image: Image.Image | np.ndarray,
-        mask: Image.Image | np.ndarray,
+        image: Image.Image | np.ndarray | None = None,
+        mask: Image.Image | np.ndarray | None = None,
         *,
+        control_image: Image.Image | np.ndarray | None = None,
+        handoff: LatentHandoff | None = None,
         on_event: EventSink | None = None,
         cancel: CancelToken | None = None,
         job_id: int = 0,
         preview_every: int = 0,
     ) -> InpaintResult:
         """Run `job`; emits JobStarted, JobProgress..., then JobFinished / JobCancelled / JobFailed.
+
+        `image` is required except for text-to-image; `mask` is required for inpainting, optional for
+        image-to-image (without it the whole image is redrawn). `control_image` replaces the ControlNet
+        condition built from image and mask (for ControlNets other than the inpainting one). `handoff` is
+        the previous chain step's latents (used only where they equal this step's input exactly).
 
         Raises the InpaintStudioError that JobFailed/JobCancelled describe, so headless callers can simply
         use try/except. `preview_every` > 0 attaches an approximate preview image every N steps.
@@ -164,7 +169,7 @@ class Engine:
         cancel = cancel or CancelToken()
         try:
             job = job.resolved().validate()
-            result = self._run(job, image, mask, emit, cancel, job_id, preview_every)
+            result = self._run(job, image, mask, control_image, handoff, emit, cancel, job_id, preview_every)
         except CancelledError as exc:
             emit(JobCancelled(job_id, str(exc)))
             raise
@@ -182,12 +187,31 @@ class Engine:
         emit(JobFinished(job_id, result))
         return result
 
+    def scheduler_config(self, info: ModelInfo, pipe: Any = None) -> dict[str, Any]:
+        """The model's own scheduler config, as loaded (before any sampler swap) or read from its files."""
+        key = str(info.path)
+        if key not in self._scheduler_configs:
+            if pipe is not None:
+                config = dict(pipe.scheduler.config)
+            else:
+                config = component_config(info, "scheduler", "scheduler_config.json")
+                if config is None:
+                    raise ModelUnavailableError(
+                        f"The model {info.name} has no scheduler configuration; download it again."
+                    )
+            if len(self._scheduler_configs) > 8:
+                self._scheduler_configs.clear()
+            self._scheduler_configs[key] = config
+        return self._scheduler_configs[key]
+
     # ---- internals ------------------------------------------------------------------------------------
     def _run(
         self,
         job: InpaintJob,
-        image: Image.Image | np.ndarray,
-        mask: Image.Image | np.ndarray,
+        image: Image.Image | np.ndarray | None,
+        mask: Image.Image | np.ndarray | None,
+        control_image: Image.Image | np.ndarray | None,
+        handoff: LatentHandoff | None,
         emit: EventSink,
         cancel: CancelToken,
         job_id: int,
@@ -198,13 +222,32 @@ class Engine:
             from inpaint_studio.engine.schedulers import check_scheduler_name
 
             check_scheduler_name(job.scheduler)
+        prepared = self._prepare(job, image, mask)
         info = self.resolve(job.model)
-        prepared = prepare_input(job, image, mask)
         cancel.raise_if_cancelled()
+        out_handoff = None
         if info.family is Family.CLASSIC:
             images, device, extra = self._run_classical(job, prepared, emit, cancel, job_id)
         else:
-            images, device, extra = self._run_diffusion(job, info, prepared, emit, cancel, job_id, preview_every)
+            from inpaint_studio.engine.diffusion import DiffusionJob
+
+            outcome = DiffusionJob(
+                self,
+                job,
+                info,
+                prepared,
+                control_image=control_image,
+                handoff=handoff,
+                emit=emit,
+                cancel=cancel,
+                job_id=job_id,
+                preview_every=preview_every,
+            ).run()
+            images, device, extra, out_handoff = outcome.images, outcome.device, outcome.extra, outcome.handoff
+        if prepared is not None:
+            region = prepared.box
+        else:
+            region = (0, 0, images[0].width, images[0].height)
         return InpaintResult(
             images=images,
             job=job,
@@ -212,9 +255,29 @@ class Engine:
             model=info.to_dict(),
             device=device,
             duration_s=time.perf_counter() - start,
-            region=prepared.box,
+            region=region,
             extra=extra,
+            handoff=out_handoff,
         )
+
+    def _prepare(
+        self, job: InpaintJob, image: Image.Image | np.ndarray | None, mask: Image.Image | np.ndarray | None
+    ) -> PreparedInput | None:
+        if job.task is Task.TEXT2IMG:
+            if image is not None or mask is not None:
+                raise BadInputError(
+                    "Text-to-image starts from the prompt alone; give no image or mask, or set the task to "
+                    "inpaint or img2img."
+                )
+            return None
+        if image is None:
+            raise BadInputError(f"The {job.task.value} task needs an input image; open one or use text2img.")
+        if mask is None:
+            if job.task is Task.INPAINT:
+                raise BadInputError("Inpainting needs a mask (white = repaint); paint one or give a mask file.")
+            size = image.size if isinstance(image, Image.Image) else np.asarray(image).shape[1::-1]
+            mask = np.full((size[1], size[0]), 255, np.uint8)  # image-to-image of the whole picture
+        return prepare_input(job, image, mask)
 
     def _run_classical(self, job, prepared: PreparedInput, emit, cancel, job_id):
         from inpaint_studio.core.jobspec import ClassicalMethod
@@ -229,161 +292,25 @@ class Engine:
             emit(JobProgress(job_id, done, max(total, 1), 0))
 
         filled = classical_fill(prepared.crop(prepared.rgb), prepared.mask, method, cancel=cancel, progress=progress)
-        out = self._finish_image(job, prepared, filled)
+        out = finish_image(job, prepared, filled)
         return [out], "cpu", {"classical_method": method.value}
 
-    def _run_diffusion(self, job, info: ModelInfo, prepared: PreparedInput, emit, cancel, job_id, preview_every):
-        import torch
 
-        from inpaint_studio.engine.devices import describe_device, pick_device
-        from inpaint_studio.engine.loader import free_device_cache
-        from inpaint_studio.engine.schedulers import apply_scheduler
-
-        if info.family is Family.SDXL_REFINER:
-            raise BadInputError(
-                f"{info.name} is a refiner, which only improves an existing result; choose an inpainting model."
-            )
-        device = pick_device(job.device)
-        pipe = self.pipelines.get(info, device, job.memory_mode)
-        key = str(info.path)
-        if key not in self._scheduler_configs:
-            self._scheduler_configs = {key: dict(pipe.scheduler.config)}  # only the loaded model's
-        apply_scheduler(pipe, job.scheduler, self._scheduler_configs[key])
-
-        native = _native_resolution(pipe, info.family)
-        left, top, right, bottom = prepared.box
-        box_w, box_h = right - left, bottom - top
-        work_w, work_h = working_size_for((box_w, box_h), native, job.resolution)
-        crop_rgb = Image.fromarray(prepared.crop(prepared.rgb))
-        crop_mask = Image.fromarray(prepared.mask)
-        model_image = crop_rgb.resize((work_w, work_h), Image.Resampling.LANCZOS)
-        # Nearest keeps the mask binary; the pipeline binarises anyway.
-        model_mask = crop_mask.resize((work_w, work_h), Image.Resampling.NEAREST)
-
-        per_variant = _denoising_steps(pipe.scheduler, job.steps, job.strength)
-        total = per_variant * job.variants
-        emit(JobStarted(job_id, job, total))
-        images: list[Image.Image] = []
-        for index, seed in enumerate(job.variant_seeds()):
-            cancel.raise_if_cancelled()
-            done_before = index * per_variant
-            callback = _StepCallback(emit, cancel, job_id, index, done_before, total, preview_every)
-            generator = torch.Generator("cpu").manual_seed(seed)
-            try:
-                output = pipe(
-                    prompt=job.prompt,
-                    negative_prompt=job.negative_prompt or None,
-                    image=model_image,
-                    mask_image=model_mask,
-                    height=work_h,
-                    width=work_w,
-                    strength=job.strength,
-                    guidance_scale=job.guidance_scale,
-                    num_inference_steps=job.steps,
-                    generator=generator,
-                    output_type="np",
-                    callback_on_step_end=callback,
-                )
-            except torch.OutOfMemoryError as exc:
-                free_device_cache(device)
-                raise OutOfMemoryError(
-                    f"The GPU ran out of memory at {work_w}x{work_h}; use the masked-region area, fewer "
-                    "variants, a smaller working resolution, or memory mode 'model_offload'."
-                ) from exc
-            if cancel.cancelled:
-                raise CancelledError()
-            raw = np.asarray(output.images[0], dtype=np.float32)
-            if not np.isfinite(raw).all():
-                raise EngineError(
-                    "The model produced an invalid (NaN) image, usually an fp16 VAE overflow; "
-                    "try again on the CPU or with a model whose VAE supports fp16."
-                )
-            model_out = np.clip(np.rint(raw * 255.0), 0, 255).astype(np.uint8)
-            if job.output_size is OutputSize.PROCESSED:
-                images.append(Image.fromarray(model_out))
-                continue
-            back = np.asarray(Image.fromarray(model_out).resize((box_w, box_h), Image.Resampling.LANCZOS))
-            images.append(self._finish_image(job, prepared, back))
-        extra = {
-            "working_size": [work_w, work_h],
-            "native_resolution": native,
-            "device_name": describe_device(device),
-            "dtype": str(pipe.dtype).replace("torch.", ""),
-            "pipeline": type(pipe).__name__,
-            "unet_in_channels": info.in_channels,
-        }
-        return images, device, extra
-
-    def _finish_image(self, job: InpaintJob, prepared: PreparedInput, generated: np.ndarray) -> Image.Image:
-        """Colour-match the box-sized generated pixels and composite them over the original image."""
-        if job.color_match and not job.is_classical:
-            generated = compositing.match_color(generated, prepared.crop(prepared.rgb), prepared.mask)
-        rgb = prepared.rgb.copy()
-        region = prepared.crop(rgb)
-        if job.preserve_unmasked:
-            region[...] = compositing.composite(region, generated, prepared.weight)
-        else:
-            region[...] = generated
-        if prepared.alpha is None:
-            return Image.fromarray(rgb)
-        # Filled pixels become opaque; untouched ones keep their transparency.
-        alpha = prepared.alpha.copy()
-        alpha_region = prepared.crop(alpha)
-        opaque = np.full_like(alpha_region, 255)
-        alpha_region[...] = compositing.composite(alpha_region[..., None], opaque[..., None], prepared.weight)[..., 0]
-        return Image.fromarray(np.dstack([rgb, alpha]))
-
-
-def _denoising_steps(scheduler: Any, steps: int, strength: float) -> int:
-    """How many times the pipeline will call back: the scheduler's timesteps after strength trims them.
-
-    Mirrors the pipelines' get_timesteps(); some schedulers (PNDM, Heun) run more than `steps` calls.
-    """
-    import copy
-
-    probe = copy.deepcopy(scheduler)
-    probe.set_timesteps(steps)
-    order = getattr(probe, "order", 1)
-    init = min(int(steps * strength), steps)
-    skip = max(steps - init, 0) * order
-    return max(1, len(probe.timesteps) - skip)
-
-
-def _native_resolution(pipe: Any, family: Family) -> int:
-    unet = getattr(pipe, "unet", None)
-    scale = getattr(pipe, "vae_scale_factor", None)
-    if unet is not None and scale and isinstance(getattr(unet.config, "sample_size", None), int):
-        return int(unet.config.sample_size) * int(scale)
-    return family.native_resolution
-
-
-class _StepCallback:
-    """callback_on_step_end: progress after every step, cooperative cancel, optional preview."""
-
-    def __init__(self, emit, cancel: CancelToken, job_id: int, variant: int, done_before: int, total: int, every: int):
-        self.emit, self.cancel, self.job_id = emit, cancel, job_id
-        self.variant, self.done_before, self.total, self.every = variant, done_before, total, every
-
-    def __call__(self, pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if self.cancel.cancelled:
-            pipe._interrupt = True  # diffusers skips the remaining steps
-            return kwargs
-        preview = None
-        if self.every and (step + 1) % self.every == 0 and "latents" in kwargs:
-            preview = latents_preview(kwargs["latents"])
-        done = min(self.total, self.done_before + step + 1)
-        self.emit(JobProgress(self.job_id, done, self.total, self.variant, preview))
-        return kwargs
-
-
-def latents_preview(latents: Any) -> Image.Image | None:
-    """A rough RGB picture of 4-channel SD latents (no VAE decode): for a live preview only."""
-    try:
-        lat = latents[0].detach().float().cpu().numpy()
-    except (AttributeError, IndexError):
-        return None
-    if lat.shape[0] != 4:
-        return None
-    rgb = np.tensordot(lat.transpose(1, 2, 0), _LATENT_RGB, axes=1)
-    rgb = np.clip((rgb + 1.0) * 127.5, 0, 255).astype(np.uint8)
-    return Image.fromarray(rgb)
+def finish_image(job: InpaintJob, prepared: PreparedInput, generated: np.ndarray) -> Image.Image:
+    """Colour-match the box-sized generated pixels and composite them over the original image."""
+    if job.color_match and not job.is_classical:
+        generated = compositing.match_color(generated, prepared.crop(prepared.rgb), prepared.mask)
+    rgb = prepared.rgb.copy()
+    region = prepared.crop(rgb)
+    if job.preserve_unmasked:
+        region[...] = compositing.composite(region, generated, prepared.weight)
+    else:
+        region[...] = generated
+    if prepared.alpha is None:
+        return Image.fromarray(rgb)
+    # Filled pixels become opaque; untouched ones keep their transparency.
+    alpha = prepared.alpha.copy()
+    alpha_region = prepared.crop(alpha)
+    opaque = np.full_like(alpha_region, 255)
+    alpha_region[...] = compositing.composite(alpha_region[..., None], opaque[..., None], prepared.weight)[..., 0]
+    return Image.fromarray(np.dstack([rgb, alpha]))

@@ -1,0 +1,420 @@
+"""One diffusion job: pipeline calls per variant, the optional SDXL refiner pass, decode and finish.
+
+Engine.run prepares the input (crop box, blend weight) and hands the rest to `DiffusionJob.run`. The
+per-family call differences live in calls.py; decoding and the NaN retry in decode.py; speed settings
+in speed.py. Progress is exact: the number of step callbacks of every call (prior, base, refiner) is
+known before the first one starts.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from inpaint_studio.core.errors import BadInputError, CancelledError, OutOfMemoryError
+from inpaint_studio.core.jobspec import InpaintJob, OutputSize, Task
+from inpaint_studio.engine import calls, decode, speed
+from inpaint_studio.engine.events import CancelToken, EventSink, JobProgress, JobStarted, LatentHandoff
+from inpaint_studio.engine.models import ControlNetInfo, Family, ModelInfo, component_config
+
+if TYPE_CHECKING:
+    from inpaint_studio.engine.runner import Engine, PreparedInput
+
+log = logging.getLogger(__name__)
+
+# Approximate linear map from SD latents to RGB: a cheap live preview without running the VAE.
+_LATENT_RGB = np.array(
+    [[0.298, 0.207, 0.208], [0.187, 0.286, 0.173], [-0.158, 0.189, 0.264], [-0.184, -0.271, -0.473]],
+    dtype=np.float32,
+)
+
+
+@dataclass
+class DiffusionOutcome:
+    images: list[Image.Image]
+    device: str
+    extra: dict[str, Any]
+    handoff: LatentHandoff | None = None
+
+
+@dataclass
+class _Pass:
+    """One model's pass over all variants: the base model, or the refiner."""
+
+    info: ModelInfo
+    pipe: Any
+    route: calls.Route
+    inputs: calls.CallInputs | list[calls.CallInputs]  # one for all variants, or one per variant
+    calls_per_variant: int
+    prior_calls: int = 0
+    denoising_start: float | None = None
+    denoising_end: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class DiffusionJob:
+    """Runs one resolved, validated job on a diffusion model (see module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        job: InpaintJob,
+        info: ModelInfo,
+        prepared: PreparedInput | None,
+        *,
+        control_image: Image.Image | np.ndarray | None,
+        handoff: LatentHandoff | None,
+        emit: EventSink,
+        cancel: CancelToken,
+        job_id: int,
+        preview_every: int,
+    ) -> None:
+        self.engine, self.job, self.info, self.prepared = engine, job, info, prepared
+        self.control_image, self.handoff_in = control_image, handoff
+        self.emit, self.cancel, self.job_id, self.preview_every = emit, cancel, job_id, preview_every
+        self.used_handoff = False
+        self.total = 1
+
+    # ---- the job ------------------------------------------------------------------------------------
+    def run(self) -> DiffusionOutcome:
+        import torch
+
+        from inpaint_studio.engine.devices import pick_device
+
+        self.device = pick_device(self.job.device)
+        try:
+            return self._run()
+        except torch.OutOfMemoryError as exc:
+            raise self._out_of_memory(exc) from exc
+
+    def _run(self) -> DiffusionOutcome:
+        from inpaint_studio.engine.devices import describe_device
+
+        job = self.job
+        controlnet = self._controlnet()
+        refiner = self._refiner()
+        route = calls.route(self.info, job, str(controlnet.path) if controlnet else None)
+        pipe = self.engine.pipelines.get(self.info, self.device, job.memory_mode, route.variant, controlnet)
+        scheduler_config = self.engine.scheduler_config(self.info, pipe)
+        from inpaint_studio.engine.schedulers import apply_scheduler, build_scheduler
+
+        apply_scheduler(pipe, job.scheduler, scheduler_config)
+        native = native_resolution(pipe, self.info.family)
+        self.work_size, self.out_size = self._sizes(pipe, native)
+        self.speed = speed.apply(pipe, speed.resolve(job.speed, self.device, self.work_size, native))
+        base = _Pass(self.info, pipe, route, self._inputs(pipe, route), 0)
+        base.denoising_end = job.refiner_switch if refiner else None
+        base.calls_per_variant = calls.count_calls(pipe.scheduler, job, route, denoising_end=base.denoising_end)
+        if route.kandinsky:
+            base.prior_calls = calls.count_prior_calls(pipe, job)
+            base.calls_per_variant += base.prior_calls
+        passes = [base]
+        if refiner is not None:
+            ref_route = calls.refiner_route(job)
+            ref_config = self.engine.scheduler_config(refiner)  # read from its files: not loaded yet
+            ref_calls = calls.count_calls(
+                build_scheduler(job.scheduler, ref_config), job, ref_route, denoising_start=job.refiner_switch
+            )
+            passes.append(_Pass(refiner, None, ref_route, calls.CallInputs(self.work_size), ref_calls))
+            passes[1].denoising_start = job.refiner_switch
+        per_variant = sum(p.calls_per_variant for p in passes)
+        self.total = per_variant * job.variants
+        self.emit(JobStarted(self.job_id, job, self.total))
+
+        latents = self._denoise(base, offset=0, per_variant=per_variant)
+        final = base
+        if refiner is not None:
+            final = passes[1]
+            latents = self._refine(base, final, latents, offset=base.calls_per_variant, per_variant=per_variant)
+        images, handoff, retried = self._finish(final, latents)
+        extra = {
+            "task": job.task.value,
+            "working_size": list(self.work_size),
+            "native_resolution": native,
+            "device_name": describe_device(self.device),
+            "dtype": str(final.pipe.dtype).replace("torch.", ""),
+            "pipeline": type(pipe).__name__,
+            "scheduler": type(pipe.scheduler).__name__,
+            "unet_in_channels": self.info.in_channels,
+            "speed": self.speed,
+            "vae_decoded_in_fp32": retried,
+            "latent_input": self.used_handoff,
+        }
+        if controlnet is not None:
+            extra["controlnet"] = controlnet.to_dict()
+        if refiner is not None:
+            extra["refiner"] = {"model": refiner.to_dict(), "pipeline": type(final.pipe).__name__, **final.extra}
+        return DiffusionOutcome(images, self.device, extra, handoff)
+
+    # ---- parts --------------------------------------------------------------------------------------
+    def _controlnet(self) -> ControlNetInfo | None:
+        from inpaint_studio.engine.models import resolve_controlnet
+
+        if self.job.controlnet is None:
+            return None
+        return resolve_controlnet(self.job.controlnet, allow_download=self.engine.allow_download)
+
+    def _refiner(self) -> ModelInfo | None:
+        if self.job.refiner is None:
+            return None
+        if self.info.family not in (Family.SDXL, Family.SDXL_INPAINT):
+            raise BadInputError(
+                f"A refiner pass needs an SDXL base model, but {self.info.name} is {self.info.family.value}; "
+                "remove the refiner or choose an SDXL model."
+            )
+        refiner = self.engine.resolve(self.job.refiner)
+        if not refiner.family.is_sdxl:
+            raise BadInputError(
+                f"The refiner {refiner.name} is not an SDXL model ({refiner.family.value}); "
+                "choose stabilityai/stable-diffusion-xl-refiner-1.0 or another SDXL model."
+            )
+        return refiner
+
+    def _sizes(self, pipe: Any, native: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(working size, output size before compositing)."""
+        from inpaint_studio.engine.runner import working_size_for
+
+        multiple = calls.size_multiple(pipe)
+        if self.prepared is None:  # text-to-image: the size asked for, worked at the next model multiple
+            out = (self.job.width or native, self.job.height or native)
+            return (_round_up(out[0], multiple), _round_up(out[1], multiple)), out
+        left, top, right, bottom = self.prepared.box
+        box = (right - left, bottom - top)
+        return working_size_for(box, native, self.job.resolution, multiple), box
+
+    def _inputs(self, pipe: Any, route: calls.Route) -> calls.CallInputs:
+        from inpaint_studio.engine.prompts import weighted_embeddings
+
+        job, work = self.job, self.work_size
+        inputs = calls.CallInputs(work)
+        if job.prompt_weighting:
+            inputs.embeds = weighted_embeddings(pipe, job.prompt, job.negative_prompt)
+        if self.prepared is None:
+            # Text-to-image through an inpainting model: a neutral canvas, all of it masked.
+            inputs.image = Image.new("RGB", work, (127, 127, 127))
+            inputs.mask = Image.new("L", work, 255)
+            return inputs
+        crop_rgb = self.prepared.crop(self.prepared.rgb)
+        inputs.image = Image.fromarray(crop_rgb).resize(work, Image.Resampling.LANCZOS)
+        # Nearest keeps the mask binary; the pipeline binarises anyway.
+        mask = np.full_like(self.prepared.mask, 255) if route.full_mask else self.prepared.mask
+        inputs.mask = Image.fromarray(mask).resize(work, Image.Resampling.NEAREST)
+        if route.variant.controlnet is not None:
+            inputs.control = self._control(crop_rgb, route)
+        latents = self._usable_handoff(pipe, route, crop_rgb)
+        if latents is not None:
+            inputs.image = latents
+        return inputs
+
+    def _control(self, crop_rgb: np.ndarray, route: calls.Route) -> Any:
+        work = self.work_size
+        if self.control_image is None:  # the inpainting ControlNet's condition, built from image and mask
+            rgb = np.asarray(Image.fromarray(crop_rgb).resize(work, Image.Resampling.LANCZOS))
+            mask = np.asarray(Image.fromarray(self.prepared.mask).resize(work, Image.Resampling.NEAREST))
+            return calls.control_image(rgb, mask)
+        given = self.control_image
+        pil = given if isinstance(given, Image.Image) else Image.fromarray(np.asarray(given))
+        if pil.size != (self.prepared.rgb.shape[1], self.prepared.rgb.shape[0]):
+            raise BadInputError(
+                f"The control image is {pil.width}x{pil.height} but the image is "
+                f"{self.prepared.rgb.shape[1]}x{self.prepared.rgb.shape[0]}; give one of the same size."
+            )
+        return pil.convert("RGB").crop(self.prepared.box).resize(work, Image.Resampling.LANCZOS)
+
+    def _usable_handoff(self, pipe: Any, route: calls.Route, crop_rgb: np.ndarray) -> Any:
+        """The previous step's latents when they can replace this step's input pixels exactly."""
+        handoff = self.handoff_in
+        usable = (
+            handoff is not None
+            and self.job.task is Task.IMG2IMG
+            and not route.takes_mask  # an img2img pipeline: inpainting pipelines also need masked pixels
+            and getattr(pipe, "vae", None) is not None  # Kandinsky's img2img always re-encodes pixels
+            and self.prepared.box == (0, 0, self.prepared.rgb.shape[1], self.prepared.rgb.shape[0])
+            and tuple(handoff.size) == tuple(self.work_size)
+            and handoff.latent_space == decode.pipe_latent_space(pipe)
+            and np.array_equal(handoff.rgb, crop_rgb)
+        )
+        self.used_handoff = bool(usable)
+        if not usable:
+            return None
+        return handoff.latents.to(device=pipe._execution_device, dtype=pipe.dtype)
+
+    def _denoise(self, p: _Pass, *, offset: int, per_variant: int) -> list[Any]:
+        import torch
+
+        out = []
+        for index, seed in enumerate(self.job.variant_seeds()):
+            self.cancel.raise_if_cancelled()
+            done = index * per_variant + offset
+            prior_callback = None
+            if p.prior_calls:
+                prior_callback = _StepCallback(self, index, done, preview=False)
+                done += p.prior_calls
+            callback = _StepCallback(self, index, done, preview=not p.route.kandinsky)
+            generator = torch.Generator("cpu").manual_seed(seed)
+            inputs = p.inputs if isinstance(p.inputs, calls.CallInputs) else p.inputs[index]
+            kwargs = calls.build_kwargs(
+                p.pipe,
+                self.job,
+                p.route,
+                inputs,
+                generator=generator,
+                callback=callback,
+                prior_callback=prior_callback,
+                denoising_start=p.denoising_start,
+                denoising_end=p.denoising_end,
+            )
+            out.append(self._call(p.pipe, kwargs))
+            if self.cancel.cancelled:
+                raise CancelledError()
+        return out
+
+    def _refine(self, base: _Pass, ref: _Pass, latents: list[Any], *, offset: int, per_variant: int) -> list[Any]:
+        """Hand the base model's partly denoised latents to the refiner (decoded when the VAEs differ)."""
+        config = component_config(ref.info, "vae")
+        space = decode.latent_space(config, config.get("_class_name", "")) if config else None
+        compatible = space == decode.pipe_latent_space(base.pipe)
+        images = latents if compatible else [self._latents_to_pil(base.pipe, lat) for lat in latents]
+        ref.extra["latent_handoff"] = compatible
+        # Loading the refiner releases the base model: only one checkpoint is in memory at a time.
+        ref.pipe = self.engine.pipelines.get(ref.info, self.device, self.job.memory_mode, ref.route.variant)
+        from inpaint_studio.engine.schedulers import apply_scheduler
+
+        apply_scheduler(ref.pipe, self.job.scheduler, self.engine.scheduler_config(ref.info, ref.pipe))
+        speed.apply(ref.pipe, self.speed)
+        if self.job.prompt_weighting:
+            from inpaint_studio.engine.prompts import weighted_embeddings
+
+            embeds = weighted_embeddings(ref.pipe, self.job.prompt, self.job.negative_prompt)
+        else:
+            embeds = None
+        mask = base.inputs.mask if ref.route.takes_mask else None
+        if compatible:
+            images = [lat.to(device=ref.pipe._execution_device, dtype=ref.pipe.dtype) for lat in images]
+        ref.inputs = [calls.CallInputs(self.work_size, image=img, mask=mask, embeds=embeds) for img in images]
+        return self._denoise(ref, offset=offset, per_variant=per_variant)
+
+    def _latents_to_pil(self, pipe: Any, latents: Any) -> Image.Image:
+        raw, _ = decode.decode(pipe, latents)
+        return Image.fromarray(_to_uint8(raw))
+
+    def _call(self, pipe: Any, kwargs: dict[str, Any]) -> Any:
+        try:
+            output = pipe(**kwargs)
+        except CancelledError:
+            raise
+        except Exception as exc:
+            failure = speed.compile_failed(exc)
+            if failure is None:
+                raise
+            speed.forget_compiled(pipe)
+            raise failure from exc
+        return output.images[:1]
+
+    def _finish(self, final: _Pass, latents: list[Any]) -> tuple[list[Image.Image], LatentHandoff | None, bool]:
+        from inpaint_studio.engine.runner import finish_image
+
+        images: list[Image.Image] = []
+        handoff = None
+        retried_any = False
+        for index, lat in enumerate(latents):
+            raw, retried = decode.decode(final.pipe, lat)
+            retried_any |= retried
+            model_out = _to_uint8(raw)
+            if self.prepared is None:
+                image = Image.fromarray(model_out)
+                if image.size != self.out_size:
+                    image = image.resize(self.out_size, Image.Resampling.LANCZOS)
+            elif self.job.output_size is OutputSize.PROCESSED:
+                image = Image.fromarray(model_out)
+            else:
+                back = model_out
+                if (model_out.shape[1], model_out.shape[0]) != self.out_size:
+                    back = np.asarray(Image.fromarray(model_out).resize(self.out_size, Image.Resampling.LANCZOS))
+                image = finish_image(self.job, self.prepared, back)
+            images.append(image)
+            if index == 0:
+                handoff = self._handoff_out(final.pipe, lat, model_out, image)
+        return images, handoff, retried_any
+
+    def _handoff_out(self, pipe: Any, latents: Any, model_out: np.ndarray, image: Image.Image) -> LatentHandoff | None:
+        rgb = np.asarray(image)
+        if rgb.ndim != 3 or rgb.shape[:2] != model_out.shape[:2] or not np.array_equal(rgb[..., :3], model_out):
+            return None
+        size = (model_out.shape[1], model_out.shape[0])
+        return LatentHandoff(latents.detach().cpu(), decode.pipe_latent_space(pipe), size, model_out)
+
+    def _out_of_memory(self, exc: BaseException) -> OutOfMemoryError:
+        from inpaint_studio.engine.loader import free_device_cache
+
+        # The traceback's frames hold the activations that filled the memory: drop them before freeing.
+        traceback.clear_frames(exc.__traceback__)
+        gc.collect()
+        free_device_cache(self.device)
+        width, height = getattr(self, "work_size", (0, 0))
+        at = f" at {width}x{height}" if width else ""
+        if self.device.startswith("cuda"):
+            advice = "use memory mode 'model_offload' (or 'sequential_offload'), a smaller working resolution"
+        else:
+            advice = "use attention 'sliced', a smaller working resolution"
+        return OutOfMemoryError(
+            f"The GPU ran out of memory{at}; {advice}, the masked-region area or fewer variants, then try again."
+        )
+
+
+class _StepCallback:
+    """callback_on_step_end: progress after every step, cooperative cancel, optional preview."""
+
+    def __init__(self, job: DiffusionJob, variant: int, done_before: int, *, preview: bool) -> None:
+        self.job, self.variant, self.done_before, self.preview = job, variant, done_before, preview
+
+    def __call__(self, pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        job = self.job
+        if job.cancel.cancelled:
+            if not hasattr(type(pipe), "interrupt"):
+                raise CancelledError()  # Kandinsky's pipelines have no interrupt flag
+            pipe._interrupt = True  # diffusers skips the remaining steps
+            return kwargs
+        preview = None
+        every = job.preview_every
+        if self.preview and every and (step + 1) % every == 0 and "latents" in kwargs:
+            preview = latents_preview(kwargs["latents"])
+        done = min(job.total, self.done_before + step + 1)
+        job.emit(JobProgress(job.job_id, done, job.total, self.variant, preview))
+        return kwargs
+
+
+def latents_preview(latents: Any) -> Image.Image | None:
+    """A rough RGB picture of 4-channel SD latents (no VAE decode): for a live preview only."""
+    try:
+        lat = latents[0].detach().float().cpu().numpy()
+    except (AttributeError, IndexError):
+        return None
+    if lat.shape[0] != 4:
+        return None
+    rgb = np.tensordot(lat.transpose(1, 2, 0), _LATENT_RGB, axes=1)
+    rgb = np.clip((rgb + 1.0) * 127.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(rgb)
+
+
+def native_resolution(pipe: Any, family: Family) -> int:
+    unet = getattr(pipe, "unet", None)
+    inner = getattr(pipe, "decoder_pipe", None)
+    scale = getattr(pipe, "vae_scale_factor", None) or getattr(inner, "movq_scale_factor", None)
+    if unet is not None and scale and isinstance(getattr(unet.config, "sample_size", None), int):
+        return int(unet.config.sample_size) * int(scale)
+    return family.native_resolution
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _to_uint8(raw: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(raw * 255.0), 0, 255).astype(np.uint8)
