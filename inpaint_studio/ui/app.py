@@ -12,8 +12,8 @@ import sys
 import traceback
 from types import TracebackType
 
-from PySide6.QtCore import QCoreApplication, Qt, QTimer
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtCore import QCoreApplication, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 from inpaint_studio import __version__
@@ -59,6 +59,26 @@ def dark_palette() -> QPalette:
     return palette
 
 
+def application_icon() -> QIcon:
+    """The app icon from resources/icons (PNG sizes rendered from the SVG); empty if the folder is missing.
+
+    Desktops take the icon from the .desktop file (setDesktopFileName below); this one is for window title
+    bars and task bars on Windows, and for a run from source.
+    """
+    from inpaint_studio.core.resources import resource_path
+
+    icon = QIcon()
+    try:
+        folder = resource_path("icons")
+    except FileNotFoundError:
+        return icon
+    for size in (16, 24, 32, 48, 64, 128, 256):
+        path = folder / f"inpaint-studio-{size}.png"
+        if path.is_file():
+            icon.addFile(str(path), QSize(size, size))
+    return icon
+
+
 def create_application(argv: list[str] | None = None) -> QApplication:
     """The QApplication with names (for QSettings), high-DPI policy, Fusion style and the dark palette."""
     existing = QApplication.instance()
@@ -73,6 +93,7 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     QCoreApplication.setApplicationName(APPLICATION)
     QCoreApplication.setApplicationVersion(__version__)
     QGuiApplication.setDesktopFileName("inpaint-studio")
+    app.setWindowIcon(application_icon())
     app.setStyle("Fusion")
     app.setPalette(dark_palette())
     return app
