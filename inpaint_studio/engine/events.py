@@ -100,5 +100,13 @@ class JobFailed:
     error: InpaintStudioError | None = None
 
 
-EngineEvent = JobStarted | JobProgress | JobFinished | JobCancelled | JobFailed
+@dataclass(frozen=True)
+class ChainStepFinished:
+    """A chain step finished (after its JobFinished); `index` is the step's position, from 0."""
+
+    index: int
+    result: InpaintResult
+
+
+EngineEvent = JobStarted | JobProgress | JobFinished | JobCancelled | JobFailed | ChainStepFinished
 EventSink = Callable[[EngineEvent], None]
