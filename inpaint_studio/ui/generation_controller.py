@@ -128,6 +128,7 @@ class GenerationController(QObject):
         self._progress_origin: tuple[int, float] | None = None  # (step, time) of the first progress event
         self._warm_up_delay_ms = warm_up_delay_ms
         self._shown_once = False
+        self._actions: list[tuple[QWidget, QAction]] = []
 
         self.panel = GeneratePanel(window.settings)
         self.candidates = CandidateStrip()
@@ -157,6 +158,7 @@ class GenerationController(QObject):
 
     def _action(self, name: str, text: str, shortcuts: list[str], slot: Any, widget: QWidget, context: Any) -> QAction:
         action = QAction(text, widget)
+        self._actions.append((widget, action))
         action.setObjectName(name)
         action.setShortcuts([QKeySequence(s) for s in shortcuts])
         action.setShortcutContext(context)
@@ -573,6 +575,26 @@ class GenerationController(QObject):
             return True
         return self.worker.shutdown(SHUTDOWN_TIMEOUT_S)
 
+    def dispose(self) -> None:
+        """Take the panels, shortcuts and overlay out of the window again (before installing another)."""
+        self.shutdown()
+        self.window.removeEventFilter(self)
+        for widget, action in self._actions:
+            widget.removeAction(action)
+            actions = getattr(self.window, "actions", None)
+            if isinstance(actions, dict) and actions.get(action.objectName()) is action:
+                del actions[action.objectName()]
+        self._actions.clear()
+        for dock in (self.generate_dock, self.candidates_dock, self.history_dock):
+            self.window.removeDockWidget(dock)
+            dock.deleteLater()
+        self.overlay.deleteLater()
+        self.document.reset.disconnect(self._on_document_reset)
+        for event in (self.document.pixels_changed, self.document.mask_changed, self.document.layers_changed):
+            event.disconnect(self._on_document_changed)
+        self.recorder.dispose()
+        self.deleteLater()
+
 
 def _rgba(image: np.ndarray) -> np.ndarray:
     if image.shape[2] == 4:
@@ -581,7 +603,13 @@ def _rgba(image: np.ndarray) -> np.ndarray:
 
 
 def install_generation(window: Any, **kwargs: Any) -> GenerationController:
-    """Add the Generate, Results and History panels and their shortcuts to a MainWindow."""
+    """Add the Generate, Results and History panels and their shortcuts to a MainWindow.
+
+    Installing again (e.g. a test that shares one worker between windows) replaces the previous controller.
+    """
+    previous: GenerationController | None = getattr(window, "generation", None)
+    if previous is not None:
+        previous.dispose()
     controller = GenerationController(window, **kwargs)
     window.generation = controller
     return controller

@@ -144,6 +144,11 @@ class HistoryRecorder(QObject):
             self._on_reset()
 
     # ---- API ----------------------------------------------------------------------------------------
+    def dispose(self) -> None:
+        """Stop recording (the document is plain Python: its callbacks must be disconnected by hand)."""
+        self.document.reset.disconnect(self._on_reset)
+        self.undo_stack.indexChanged.disconnect(self._on_index_changed)
+
     def annotate_next(self, annotation: Annotation) -> None:
         """Describe the command about to be pushed (consumed by that push)."""
         self._annotation = annotation

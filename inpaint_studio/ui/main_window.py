@@ -122,6 +122,9 @@ class MainWindow(QMainWindow):
         self.tool_settings.changed.connect(self._on_tool_settings_changed)
 
         self.resize(1280, 840)
+        from inpaint_studio.ui.generation_controller import install_generation  # Generate, Results, History
+
+        install_generation(self)
         self._restore_window_state()
         self._on_document_reset()
         self._on_tool_settings_changed()

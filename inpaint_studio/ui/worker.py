@@ -136,10 +136,11 @@ class _EngineHost(QObject):
     ready = Signal(object)  # EngineInfo
     load_failed = Signal(str)
 
-    def __init__(self, engine_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(self, engine_factory: Callable[[], Any] | None = None, torch_threads: int | None = None) -> None:
         super().__init__()
         self._engine: Any = None
         self._factory = engine_factory
+        self._torch_threads = torch_threads
         self._owns_engine = engine_factory is None  # an injected engine is released by whoever made it
         self.info: EngineInfo | None = None
 
@@ -148,10 +149,15 @@ class _EngineHost(QObject):
             return self._engine
         self.loading.emit()
         start = time.perf_counter()
-        import diffusers  # noqa: F401  (imported now so the first job does not pay for it)
         import torch  # the first import of torch in the process happens here, off the UI thread
 
+        # diffusers imports its pipelines lazily: touching the classes the loader uses imports them (and
+        # transformers) now, so the first job does not hold the GIL for that while the user works.
+        from diffusers import AutoPipelineForInpainting, StableDiffusionInpaintPipeline  # noqa: F401
+
         imported = time.perf_counter()
+        if self._torch_threads:
+            torch.set_num_threads(self._torch_threads)
         # The first op starts torch's intra-op thread pool: a one-time cost better paid before a job.
         (torch.ones(64, 64) @ torch.ones(64, 64)).sum().item()
         first_op = time.perf_counter()
@@ -262,9 +268,15 @@ class EngineWorker(QObject):
     _release = Signal()
     _stop = Signal()
 
-    def __init__(self, parent: QObject | None = None, engine_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        parent: QObject | None = None,
+        engine_factory: Callable[[], Any] | None = None,
+        torch_threads: int | None = None,
+    ) -> None:
         """`engine_factory` builds the engine in the worker thread (default: a new `Engine`, which the
-        worker then owns and releases on shutdown; an injected one is left loaded)."""
+        worker then owns and releases on shutdown; an injected one is left loaded). `torch_threads` sets
+        torch's intra-op threads (default: torch's choice, one per core)."""
         super().__init__(parent)
         self._ids = itertools.count(1)
         self._pending: deque[JobRequest] = deque()
@@ -274,7 +286,7 @@ class EngineWorker(QObject):
         self.engine_state = "idle"  # idle | loading | ready | failed
         self._thread = QThread()
         self._thread.setObjectName("inpaint-engine")
-        self._host = _EngineHost(engine_factory)
+        self._host = _EngineHost(engine_factory, torch_threads)
         self._host.moveToThread(self._thread)
         self._run.connect(self._host.run)
         self._warm.connect(self._host.warm_up)

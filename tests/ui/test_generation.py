@@ -55,14 +55,8 @@ def _studio(
     qtbot, settings: QSettings, worker: EngineWorker | None, **kwargs
 ) -> tuple[MainWindow, GenerationController]:
     window = MainWindow(settings=settings)
-    controller = getattr(window, "generation", None)
-    if controller is None or worker is not None:
-        # The window may already install its own controller; tests use one sharing the session's engine.
-        if controller is not None:
-            for dock in (controller.generate_dock, controller.candidates_dock, controller.history_dock):
-                window.removeDockWidget(dock)
-            controller.shutdown()
-        controller = install_generation(window, worker=worker, warm_up_delay_ms=None, **kwargs)
+    # Replaces the window's own controller by one whose worker shares the session's engine.
+    controller = install_generation(window, worker=worker, warm_up_delay_ms=None, **kwargs)
     window.resize(1300, 850)
     window.show()
     qtbot.waitExposed(window)
