@@ -13,6 +13,17 @@ from inpaint_studio.cli import main
 from inpaint_studio.core.parameters import parse_parameters
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """In-process diffusion runs use one torch thread (see tests/engine/conftest.py for the measurement)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def files(tmp_path):
     rng = np.random.default_rng(0)
@@ -129,3 +140,95 @@ def test_ctrl_c_cancels_with_130_and_writes_nothing(files, tiny_sd_inpaint):
     assert proc.returncode == 130
     assert "Cancel" in seen + rest
     assert not out.exists()
+
+
+# ---- chain ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def chain_recipe(files, tiny_sd, tiny_sd_inpaint):
+    """A recipe beside its inputs: inpaint the photo, inpaint again with another model, refine the area."""
+    import json
+
+    image, mask, tmp = files
+    data = {
+        "format": "inpaint-studio/chain",
+        "version": 1,
+        "inputs": {"image": image.name, "mask": mask.name},
+        "defaults": {"steps": 2, "seed": 4},
+        "steps": [
+            {"name": "fill", "job": {"model": str(tiny_sd_inpaint), "prompt": "a cat"}},
+            {"name": "style", "mask": "mask", "job": {"model": str(tiny_sd), "task": "img2img", "strength": 0.5}},
+        ],
+    }
+    path = tmp / "recipe.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_chain_writes_each_step_a_grid_and_a_record_that_replays(chain_recipe, capsys):
+    import json
+
+    out = chain_recipe.parent / "out"
+    assert main(["chain", str(chain_recipe), "-o", str(out), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["01-fill.png", "02-style.png", "grid.png", "record.json"]
+    with Image.open(out / "02-style.png") as img:
+        params = parse_parameters(img.info["parameters"])
+        assert img.size == (101, 67)
+    assert params["Task"] == "img2img" and params["Chain step"] == "2 of 2" and params["Seed"] == "4"
+    with Image.open(out / "grid.png") as grid:
+        assert grid.height > 200 and grid.width > 4 * 200  # base, mask and two steps side by side
+    record = json.loads((out / "record.json").read_text())
+    assert [s["result"]["seeds"] for s in record["steps"]] == [[4], [4]]
+    assert "01-fill.png" in capsys.readouterr().out
+    again = chain_recipe.parent / "again"
+    assert main(["chain", str(out / "record.json"), "-o", str(again), "-q"]) == 0
+    for name in ("01-fill.png", "02-style.png"):
+        with Image.open(out / name) as a, Image.open(again / name) as b:
+            assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert "differs from the recorded one" not in capsys.readouterr().err
+
+
+def test_chain_replay_warns_when_an_input_changed(chain_recipe, files, capsys):
+    tmp = files[2]
+    out = tmp / "out"
+    assert main(["chain", str(chain_recipe), "-o", str(out), "-q"]) == 0
+    other = tmp / "other.png"
+    Image.fromarray(np.zeros((67, 101, 3), np.uint8)).save(other)
+    assert main(["chain", str(out / "record.json"), "-o", str(tmp / "b"), "-q", "--input", f"image={other}"]) == 0
+    assert "the input 'image' differs from the recorded one" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("{not json", "is not valid JSON"),
+        ('{"format": "inpaint-studio/chain", "version": 9, "steps": []}', "version 9 is not supported"),
+        (
+            '{"format": "inpaint-studio/chain", "version": 1, "steps": [{"job": {"task": "inpaint"}}]}',
+            "no 'image' input was given",
+        ),
+    ],
+)
+def test_bad_recipes_exit_2_with_one_line(files, capsys, content, needle):
+    _, _, tmp = files
+    recipe = tmp / "bad.json"
+    recipe.write_text(content)
+    assert main(["chain", str(recipe), "-o", str(tmp / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+    assert not (tmp / "out").exists()
+
+
+def test_chain_failure_keeps_the_finished_steps(chain_recipe, capsys):
+    import json
+
+    data = json.loads(chain_recipe.read_text())
+    data["steps"][1]["job"]["model"] = "nobody/nothing"  # fails only when step 2 starts
+    chain_recipe.write_text(json.dumps(data))
+    out = chain_recipe.parent / "out"
+    assert main(["chain", str(chain_recipe), "-o", str(out), "-q"]) == 3
+    assert sorted(p.name for p in out.iterdir()) == ["01-fill.png", "grid.png", "record.json"]
+    record = json.loads((out / "record.json").read_text())
+    assert "result" in record["steps"][0] and "result" not in record["steps"][1]
+    assert "not installed" in capsys.readouterr().err

@@ -75,7 +75,7 @@ def _attention_modules(pipe: Any) -> list[Any]:
     modules = []
     for sub in denoiser_pipes(pipe):
         for module in sub.components.values():
-            if isinstance(module, torch.nn.Module) and hasattr(module, "set_attn_processor"):
+            if isinstance(module, torch.nn.Module) and hasattr(module, "set_attention_slice"):
                 modules.append(original_unet(module))
     return list({id(m): m for m in modules}.values())
 
