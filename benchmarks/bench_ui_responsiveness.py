@@ -72,7 +72,7 @@ def child(threads: int, jobs: int, model_dir: Path) -> dict:
     asyncio.set_event_loop(loop)
     settings = QSettings(str(model_dir.parent / f"bench-{threads}.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
-    worker = EngineWorker(torch_threads=threads or None)
+    worker = EngineWorker(torch_threads=threads)
     controller = install_generation(window, worker=worker, owns_worker=True, warm_up_delay_ms=None)
     window.resize(1200, 800)
     window.show()
@@ -189,7 +189,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=3, help="jobs per steady phase")
     parser.add_argument(
-        "--threads", type=int, nargs="+", default=[0, 1], help="torch intra-op threads (0 = torch's default)"
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[0, 1],
+        help="torch intra-op threads (0 = torch's own default: one per core)",
     )
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, default=None, help=argparse.SUPPRESS)
@@ -230,7 +234,7 @@ def main() -> None:
     print("-" * len(header))
     for threads, phases in results.items():
         info = phases.pop("_info")
-        label = "default" if threads == 0 else str(threads)
+        label = f"all ({os.cpu_count()})" if threads == 0 else str(threads)
         for name, row in phases.items():
             seconds = f"{row['seconds']:.2f}" if "seconds" in row else ""
             pan = f"{row['pan_p50']:.1f} / {row['pan_max']:.1f}" if "pan_p50" in row else ""

@@ -370,6 +370,7 @@ class History:
         self.entries: dict[int, HistoryEntry] = {}
         self.head_id: int | None = None
         self._next_id = 1
+        self._children: dict[int | None, list[int]] = {}
 
     # ---- building -----------------------------------------------------------------------------------
     def add(
@@ -405,6 +406,7 @@ class History:
         )
         self._next_id += 1
         self.entries[entry.id] = entry
+        self._children.setdefault(parent, []).append(entry.id)
         self.head_id = entry.id
         return entry
 
@@ -415,6 +417,7 @@ class History:
 
     def clear(self) -> None:
         self.entries.clear()
+        self._children.clear()
         self.head_id = None
 
     # ---- queries ------------------------------------------------------------------------------------
@@ -437,7 +440,7 @@ class History:
         return self.entries.get(self.head_id) if self.head_id is not None else None
 
     def children(self, entry_id: int | None) -> list[int]:
-        return [e.id for e in self.entries.values() if e.parent_id == entry_id]
+        return list(self._children.get(entry_id, ()))
 
     def ancestors(self, entry_id: int) -> list[int]:
         """Ids from the root down to `entry_id` (inclusive)."""
@@ -451,15 +454,28 @@ class History:
     def latest_descendant(self, entry_id: int) -> int:
         """Following the newest child repeatedly: where redo would lead."""
         current = entry_id
-        while True:
-            kids = self.children(current)
-            if not kids:
-                return current
-            current = max(kids)
+        while self._children.get(current):
+            current = max(self._children[current])
+        return current
+
+    def statuses(self) -> dict[int, Status]:
+        """`status` of every entry, computed in one pass (what a list view needs)."""
+        out: dict[int, Status] = dict.fromkeys(self.entries, "branch")
+        if self.head_id is None:
+            return out
+        for entry_id in self.ancestors(self.head_id):
+            out[entry_id] = "active"
+        out[self.head_id] = "current"
+        stack = list(self._children.get(self.head_id, ()))
+        while stack:
+            entry_id = stack.pop()
+            out[entry_id] = "undone"
+            stack.extend(self._children.get(entry_id, ()))
+        return out
 
     def status(self, entry_id: int) -> Status:
-        """current: the head; active: part of what the document shows; undone: redo-able after the head;
-        branch: on a side branch."""
+        """current: the head; active: part of what the document shows; undone: made after the head
+        (redo-able until a new edit); branch: on a side branch."""
         if entry_id == self.head_id:
             return "current"
         if self.head_id is None:
@@ -478,15 +494,16 @@ class History:
         main = set(self.ancestors(self.head_id)) if self.head_id is not None else set()
         if self.head_id is not None:
             main.update(self.ancestors(self.latest_descendant(self.head_id)))
-        tips: dict[int, int] = {}  # lane -> last entry placed in it
+        lane_at_tip: dict[int, int] = {}  # last entry placed in a side lane -> that lane
+        next_lane = 1
         for entry in self.entries.values():  # ids ascend, so parents come first
             if entry.id in main:
                 out[entry.id] = 0
                 continue
-            lane = next((ln for ln, tip in tips.items() if tip == entry.parent_id), None)
+            lane = lane_at_tip.pop(entry.parent_id, None) if entry.parent_id is not None else None
             if lane is None:
-                lane = len(tips) + 1
-            tips[lane] = entry.id
+                lane, next_lane = next_lane, next_lane + 1
+            lane_at_tip[entry.id] = lane
             out[entry.id] = lane
         return out
 
@@ -560,6 +577,7 @@ class History:
                 inputs=inputs,
             )
             history.entries[entry.id] = entry
+            history._children.setdefault(entry.parent_id, []).append(entry.id)
         history.head_id = data.get("head_id")
         history._next_id = int(data.get("next_id", max(history.entries, default=0) + 1))
         return history

@@ -110,6 +110,7 @@ class CandidateStrip(QWidget):
         self.list.setMovement(QListWidget.Movement.Static)
         self.list.setIconSize(QSize(THUMB, THUMB))
         self.list.setSpacing(4)
+        self.list.setGridSize(QSize(THUMB + 30, THUMB + 30))  # room for a 10-digit seed under each one
         self.list.setFixedHeight(THUMB + 44)
         self.list.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -215,7 +216,7 @@ class CandidateStrip(QWidget):
     # ---- internals ----------------------------------------------------------------------------------
     def _label(self, candidate: Candidate) -> str:
         mark = " ✓" if candidate.applied_entry is not None else ""
-        name = "classical" if candidate.result.job.is_classical else f"seed {candidate.seed}"
+        name = "classical" if candidate.result.job.is_classical else str(candidate.seed)
         return f"{name}{mark}"
 
     def _item_for(self, candidate: Candidate) -> QListWidgetItem | None:

@@ -7,6 +7,7 @@ from the catalog JSON, the Hugging Face cache scan (run in a thread) and paths t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import threading
@@ -52,6 +53,7 @@ from inpaint_studio.core.jobspec import (
 from inpaint_studio.engine.catalog import CatalogEntry, InstalledModel, catalog
 from inpaint_studio.engine.models import resolve_model
 from inpaint_studio.engine.schedulers import scheduler_names
+from inpaint_studio.ui import generate_icons
 
 SETTINGS_MODEL = "generate/model"
 SETTINGS_LOCAL_MODELS = "generate/local_models"
@@ -59,7 +61,7 @@ SETTINGS_PARAMS = "generate/params"
 SETTINGS_SEED_LOCKED = "generate/seed_locked"
 SETTINGS_LIVE_PREVIEW = "generate/live_preview"
 CLASSIC_LABEL = "Classical fill (no download)"
-PREVIEW_SIDE = 160
+PREVIEW_SIDE = 112
 
 _METHOD_LABELS = {
     ClassicalMethod.AUTO: "Automatic",
@@ -242,7 +244,7 @@ class GeneratePanel(QWidget):
         self.seed_lock.setToolTip("Lock the seed (unlocked: a new random seed every run)")
         self.seed_lock.toggled.connect(self._on_seed_lock_toggled)
         self.seed_random = QToolButton(body)
-        self.seed_random.setText("🎲")
+        self.seed_random.setIcon(generate_icons.dice())
         self.seed_random.setToolTip("Pick a new random seed and lock it")
         self.seed_random.clicked.connect(self.randomise_seed)
         seed_row.addWidget(self.seed_edit, 1)
@@ -291,29 +293,33 @@ class GeneratePanel(QWidget):
         self._form = form
         layout.addLayout(form)
 
-        # Run
+        # Run: pinned under the scrolling settings, so Generate and the progress are always in view.
+        footer = QWidget(self)
+        footer_layout = QVBoxLayout(footer)
+        footer_layout.setContentsMargins(6, 4, 6, 6)
         buttons = QHBoxLayout()
-        self.generate_button = QPushButton("Generate", body)
+        self.generate_button = QPushButton("Generate", footer)
         self.generate_button.setToolTip("Generate (Ctrl+Enter); while one runs, this queues another")
         self.generate_button.setDefault(True)
         self.generate_button.clicked.connect(self.generate_requested)
-        self.cancel_button = QPushButton("Cancel", body)
-        self.cancel_button.setToolTip("Cancel the running generation (Esc)")
+        self.cancel_button = QPushButton("Cancel", footer)
+        self.cancel_button.setToolTip("Cancel the running generation (Esc; Shift+Esc cancels the queue too)")
         self.cancel_button.clicked.connect(self.cancel_requested)
         buttons.addWidget(self.generate_button, 2)
         buttons.addWidget(self.cancel_button, 1)
-        layout.addLayout(buttons)
-        self.progress_bar = QProgressBar(body)
+        footer_layout.addLayout(buttons)
+        self.progress_bar = QProgressBar(footer)
         self.progress_bar.setTextVisible(True)
-        layout.addWidget(self.progress_bar)
-        self.status_label = QLabel("", body)
+        footer_layout.addWidget(self.progress_bar)
+        self.status_label = QLabel("", footer)
         self.status_label.setWordWrap(True)
         self.status_label.setObjectName("generate_status")
-        layout.addWidget(self.status_label)
-        self.preview_label = QLabel(body)
+        footer_layout.addWidget(self.status_label)
+        self.preview_label = QLabel(footer)
         self.preview_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview_label.setMinimumHeight(0)
-        layout.addWidget(self.preview_label)
+        footer_layout.addWidget(self.preview_label)
+        outer.addWidget(footer)
         layout.addStretch(1)
         self.set_running(False, 0)
         self._set_download_visible(False)
@@ -330,7 +336,8 @@ class GeneratePanel(QWidget):
                 found = installed_models()
             except Exception:  # an unreadable cache means nothing installed, never a crash
                 found = []
-            relay.done.emit(found)
+            with contextlib.suppress(RuntimeError):  # the panel was closed meanwhile
+                relay.done.emit(found)
 
         threading.Thread(target=scan, name="model-scan", daemon=True).start()
 
@@ -498,7 +505,7 @@ class GeneratePanel(QWidget):
             self.seed_edit.setText(str(seed))
 
     def _on_seed_lock_toggled(self, locked: bool) -> None:
-        self.seed_lock.setText("🔒" if locked else "🔓")
+        self.seed_lock.setIcon(generate_icons.padlock(locked))
         self.seed_edit.setReadOnly(not locked)
         self.seed_edit.setToolTip(
             "This seed is used for every run" if locked else "The seed of the last run; lock it to reuse it"

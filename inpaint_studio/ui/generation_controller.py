@@ -22,7 +22,7 @@ from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QWidget
 
 from inpaint_studio.core import masks
-from inpaint_studio.core.document import Layer
+from inpaint_studio.core.document import Layer, bbox_of_nonzero
 from inpaint_studio.core.errors import BadInputError, InpaintStudioError
 from inpaint_studio.core.history import HistoryEntry, TiledArray, result_sources
 from inpaint_studio.core.jobspec import InpaintJob
@@ -149,12 +149,16 @@ class GenerationController(QObject):
 
     # ---- set-up -------------------------------------------------------------------------------------
     def _place_docks(self) -> None:
-        layers_dock: QDockWidget | None = getattr(self.window, "layers_dock", None)
+        window = self.window
+        # The side columns run the full height; Results sits under the canvas only.
+        window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        window.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        layers_dock: QDockWidget | None = getattr(window, "layers_dock", None)
         if layers_dock is not None:
-            self.window.splitDockWidget(self.generate_dock, layers_dock, Qt.Orientation.Vertical)
-            self.window.resizeDocks([self.generate_dock, layers_dock], [560, 240], Qt.Orientation.Vertical)
-        self.window.resizeDocks([self.history_dock], [250], Qt.Orientation.Horizontal)
-        self.window.resizeDocks([self.candidates_dock], [150], Qt.Orientation.Vertical)
+            window.splitDockWidget(self.generate_dock, layers_dock, Qt.Orientation.Vertical)
+            window.resizeDocks([self.generate_dock, layers_dock], [620, 200], Qt.Orientation.Vertical)
+        window.resizeDocks([self.generate_dock, self.history_dock], [340, 260], Qt.Orientation.Horizontal)
+        window.resizeDocks([self.candidates_dock], [150], Qt.Orientation.Vertical)
 
     def _action(self, name: str, text: str, shortcuts: list[str], slot: Any, widget: QWidget, context: Any) -> QAction:
         action = QAction(text, widget)
@@ -246,7 +250,7 @@ class GenerationController(QObject):
         self.panel.save_settings()
         image = self.document.composite()  # RGBA: the engine keeps transparency; opaque stays opaque
         mask = self.document.mask
-        return self.submit(job, image, mask, derived_from=tuple(result_sources(self.document, masks.bbox(mask))))
+        return self.submit(job, image, mask, derived_from=tuple(result_sources(self.document, bbox_of_nonzero(mask))))
 
     def submit(
         self,
@@ -315,7 +319,8 @@ class GenerationController(QObject):
     def _on_finished(self, event: JobFinished) -> None:
         submitted = self._submitted.pop(event.job_id, None)
         result = event.result
-        self.panel.show_seed(result.job.seed if result.job.seed is not None else 0)
+        if not result.job.is_classical and result.job.seed is not None:
+            self.panel.show_seed(result.job.seed)
         device_name = result.extra.get("device_name")
         if device_name:
             self.window.set_engine_status(f"Engine: {device_name} · {_model_name(result.model)}")
@@ -335,7 +340,7 @@ class GenerationController(QObject):
         ]
         show = not self.overlay.showing
         self.candidates.add(candidates, select_first=show)
-        self.panel.set_status(f"Done in {result.duration_s:.1f} s: {len(candidates)} result(s) below.")
+        self.panel.set_status(f"Done in {result.duration_s:.2f} s: {len(candidates)} result(s) below.")
 
     def _on_cancelled(self, event: JobCancelled) -> None:
         self._submitted.pop(event.job_id, None)
@@ -373,7 +378,7 @@ class GenerationController(QObject):
         self.overlay.show_image(
             pixels,
             origin,
-            f"Preview: {candidate.title} · seed {candidate.seed} (Enter: apply)",
+            f"Preview: {candidate.title}{_seed_note(candidate)} (Enter: apply)",
             kind="candidate",
             key=candidate.key,
         )
@@ -411,7 +416,7 @@ class GenerationController(QObject):
         }
         annotation = Annotation(
             kind="classic" if job.is_classical else "generate",
-            title=candidate.title,
+            title=_entry_title(candidate),
             params=generation_params(candidate),
             duration_s=candidate.result.duration_s,
             derived_from=candidate.derived_from,
@@ -594,6 +599,21 @@ class GenerationController(QObject):
             event.disconnect(self._on_document_changed)
         self.recorder.dispose()
         self.deleteLater()
+
+
+def _entry_title(candidate: Candidate) -> str:
+    """A generation is named by its prompt; a classical fill (no prompt) by the size of what it filled."""
+    if not candidate.result.job.is_classical:
+        return candidate.title
+    box = bbox_of_nonzero(candidate.mask)
+    if box is None:
+        return "fill"
+    left, top, right, bottom = box
+    return f"{right - left}×{bottom - top} px area"
+
+
+def _seed_note(candidate: Candidate) -> str:
+    return "" if candidate.result.job.is_classical else f" · seed {candidate.seed}"
 
 
 def _rgba(image: np.ndarray) -> np.ndarray:

@@ -95,20 +95,16 @@ def _clock(when: float) -> str:
     return _dt.datetime.fromtimestamp(when).strftime("%H:%M:%S")
 
 
-def entry_label(history: History, entry: HistoryEntry, lane: int) -> str:
+def entry_label(entry: HistoryEntry, lanes: dict[int, int], status: str) -> str:
     first = f"#{entry.id}  {entry.kind_label}: {entry.title}"
     second = [_clock(entry.time)]
     if entry.duration_s:
         second.append(f"{entry.duration_s:.1f} s")
     if entry.derived_from:
         second.append("from " + ", ".join(f"#{i}" for i in entry.derived_from))
-    if (
-        lane
-        and entry.parent_id is not None
-        and (entry.parent_id not in history.entries or history.lanes().get(entry.parent_id) != lane)
-    ):
+    lane = lanes.get(entry.id, 0)
+    if lane and entry.parent_id is not None and lanes.get(entry.parent_id) != lane:
         second.append(f"branch of #{entry.parent_id}")
-    status = history.status(entry.id)
     if status == "undone":
         second.append("undone")
     return f"{'    ' * lane}{first}\n{'    ' * lane}{' · '.join(second)}"
@@ -126,6 +122,7 @@ class HistoryPanel(QWidget):
         super().__init__(parent)
         self.recorder = recorder
         self._icons: dict[int, QIcon] = {}
+        self._memory_mib = 0.0
         self.list = QListWidget(self)
         self.list.setIconSize(QSize(ICON, ICON))
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -167,7 +164,12 @@ class HistoryPanel(QWidget):
         self._refresh_timer.setInterval(0)
         self._refresh_timer.timeout.connect(self.refresh)
         recorder.changed.connect(self._refresh_timer.start)
+        self._memory_timer = QTimer(self)
+        self._memory_timer.setSingleShot(True)
+        self._memory_timer.setInterval(2000)
+        self._memory_timer.timeout.connect(self._update_memory)
         self.refresh()
+        self._update_memory()
 
     @property
     def history(self) -> History:
@@ -209,12 +211,13 @@ class HistoryPanel(QWidget):
         known = set(history.entries)
         self._icons = {k: v for k, v in self._icons.items() if k in known}
         lanes = history.lanes()
+        statuses = history.statuses()
         self.list.blockSignals(True)
         self.list.clear()
         for entry in history:
-            item = QListWidgetItem(self._icon(entry), entry_label(history, entry, lanes.get(entry.id, 0)))
+            status = statuses[entry.id]
+            item = QListWidgetItem(self._icon(entry), entry_label(entry, lanes, status))
             item.setData(ID_ROLE, entry.id)
-            status = history.status(entry.id)
             if status in ("undone", "branch"):
                 item.setForeground(QBrush(_DIM))
             if status == "current":
@@ -229,8 +232,19 @@ class HistoryPanel(QWidget):
         if selected is None:
             self.list.scrollToBottom()
         self._show_details(selected if selected in known else None)
-        mib = history.memory_bytes() / 2**20 if len(history) else 0.0
-        self.memory_label.setText(f"{len(history)} entries · snapshots {mib:.1f} MiB")
+        self._show_memory()
+        if not self._memory_timer.isActive():
+            self._memory_timer.start()
+
+    def _update_memory(self) -> None:
+        # Summing the distinct tiles walks every snapshot: done at most every 2 s, never per stroke.
+        self._memory_mib = self.history.memory_bytes() / 2**20 if len(self.history) else 0.0
+        self._show_memory()
+
+    def _show_memory(self) -> None:
+        count = len(self.history)
+        noun = "entry" if count == 1 else "entries"
+        self.memory_label.setText(f"{count} {noun} · snapshots {self._memory_mib:.1f} MiB")
 
     # ---- internals ----------------------------------------------------------------------------------
     def _icon(self, entry: HistoryEntry) -> QIcon:

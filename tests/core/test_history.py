@@ -191,3 +191,17 @@ def test_result_sources_names_visible_result_layers_under_the_rect():
     assert result_sources(doc, (400, 400, 420, 420)) == []
     doc.set_layer_visible(result.id, False)
     assert result_sources(doc, (60, 60, 70, 70)) == []
+
+
+def test_statuses_agree_with_status_and_scale_linearly():
+    history = History()
+    history.add("open", "photo")
+    for i in range(400):
+        history.add("paint", f"stroke {i}")
+    history.set_head(200)
+    history.add("mask", "branch edit")
+    statuses = history.statuses()
+    assert statuses == {entry.id: history.status(entry.id) for entry in history}
+    assert statuses[201] == "branch" and statuses[402] == "current" and statuses[200] == "active"
+    lanes = history.lanes()
+    assert lanes[402] == 0 and lanes[201] == lanes[401] == 1
