@@ -59,7 +59,8 @@ def generation_fields(entry: HistoryEntry) -> list[tuple[str, str]]:
     values["area"] = f"masked region + {job.get('padding_px', 0)} px" if area == "masked" else "whole image"
     device = params.get("device", "")
     name = params.get("device_name") or ""
-    values["device_name"] = f"{name} ({device})" if name and device else (name or device)
+    same = name.lower().startswith(str(device).lower())  # "CPU" for "cpu": say it once
+    values["device_name"] = f"{name} ({device})" if name and device and not same else (name or device)
     rows = []
     for label, key in _GENERATION_FIELDS:
         if entry.kind == "classic" and key in ("prompt", "negative_prompt", "seed", "strength", "guidance_scale"):
