@@ -122,6 +122,7 @@ def test_tiny_model_generation_gives_one_candidate_per_variant_and_apply_is_undo
     wait_candidates(qtbot, controller, 2)
     candidates = controller.candidates.candidates()
     assert [c.seed for c in candidates] == [11, 12]
+    assert window.engine_label.text().startswith("Engine: CPU")  # the device the engine reported
     assert any(p is not None for p in previews)  # live preview images arrived
     assert controller.panel.seed_edit.text() == "11"
     # Clicking the second thumbnail previews it over the canvas; the document is untouched.

@@ -75,6 +75,7 @@ class Recorder:
 def test_torch_is_not_imported_by_the_ui_modules():
     code = (
         "import sys; import inpaint_studio.ui.worker, inpaint_studio.engine.runner;"
+        "import inpaint_studio.ui.generation_controller;"
         "print('torch' in sys.modules, 'diffusers' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
