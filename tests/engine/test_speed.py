@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from inpaint_studio.core.errors import BadInputError
-from inpaint_studio.core.jobspec import InpaintJob, MemoryMode, SpeedOptions
+from inpaint_studio.core.jobspec import Area, InpaintJob, MemoryMode, SpeedOptions
 from inpaint_studio.engine import speed
 from inpaint_studio.engine.runner import Engine
 from tests.engine.helpers import box_mask, job_for, photo, pixels
@@ -98,7 +98,7 @@ def test_compile_once_reused_and_no_recompile_for_a_new_size(tiny_sd_inpaint, mo
     torch._dynamo.reset()
     eng = Engine()
     image, mask = photo(160, 160), box_mask(160, 160, (40, 40, 120, 120))
-    job = job_for(tiny_sd_inpaint, speed=SpeedOptions(compile_unet=True), area="whole")
+    job = job_for(tiny_sd_inpaint, speed=SpeedOptions(compile_unet=True), area=Area.WHOLE)
     first = eng.run(job.replace(resolution=64), image, mask)
     after_first = len(compiled_graphs)
     assert first.extra["speed"]["compile_unet"] is True and after_first >= 1
