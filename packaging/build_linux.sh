@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build and test the Linux installers: one command.
 #
-#   bash packaging/build_linux.sh [--variant cpu|cuda] [--no-chroot] [--no-startup] [--runs N]
+#   bash packaging/build_linux.sh [--variant cpu|cuda] [--no-chroot] [--no-startup] [--runs N] [--reuse]
 #
 # 1. a build virtualenv (packaging/build/venv-VARIANT) with the variant's torch, the app and PyInstaller;
 # 2. trace_imports.py: the modules diffusers/transformers load by name, for the spec's hidden imports;
@@ -18,6 +18,9 @@
 # 8. start-up time to a painted window, frozen vs source, under Xvfb (measure_startup.py);
 # 9. a summary with sizes: packaging/build/artifacts/build-summary-VARIANT.json, printed at the end.
 #
+# --reuse skips steps 1-4 when a bundle and its archives exist (to rerun the tests after a fix in them);
+# a release is always built without it.
+#
 # Environment: PYTHON (default python3.11, else python3) for the build venv; TORCH_VERSION (2.13.0);
 # TORCH_INDEX_URL (default: PyTorch's CPU index for cpu, its cu128 index for cuda; when unreachable the pip
 # configuration's own indexes are used, and the installed torch is checked to be the right variant).
@@ -29,12 +32,14 @@ VARIANT=cpu
 CHROOT=1
 STARTUP=1
 RUNS=5
+REUSE=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --variant) VARIANT=$2; shift 2 ;;
         --no-chroot) CHROOT=0; shift ;;
         --no-startup) STARTUP=0; shift ;;
         --runs) RUNS=$2; shift 2 ;;
+        --reuse) REUSE=1; shift ;;
         -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -54,6 +59,15 @@ mkdir -p "$ARTIFACTS" "$LOGS"
 T0=$(date +%s)
 step() { echo; echo "== [$(( $(date +%s) - T0 ))s] $*"; }
 
+BUNDLE=$DIST/inpaint-studio
+if [ "$REUSE" = 1 ] && [ -x "$BUNDLE/inpaint-studio" ] && [ -x "$VENV/bin/python" ]; then
+    VERSION=$("$VENV/bin/python" -c "import inpaint_studio; print(inpaint_studio.__version__)")
+    TARBALL=$ARTIFACTS/inpaint-studio-$VERSION-linux-x86_64-$VARIANT.tar.gz
+    DEB=$(ls "$ARTIFACTS"/inpaint-studio*_"$VERSION"_amd64.deb 2>/dev/null | head -1)
+    [ -f "$TARBALL" ] && [ -f "$DEB" ] || { echo "--reuse: no archives in $ARTIFACTS; build without it" >&2; exit 2; }
+    step "reusing $BUNDLE, $TARBALL and $DEB"
+else
+REUSE=0
 # ---- 1. build virtualenv -----------------------------------------------------------------------------------
 step "build virtualenv $VENV ($VARIANT torch $TORCH_VERSION)"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
@@ -95,11 +109,10 @@ tail -1 "$LOGS/trace.log"
 
 # ---- 3. PyInstaller ----------------------------------------------------------------------------------------
 step "PyInstaller"
-rm -rf "$DIST/inpaint-studio"
+rm -rf "$BUNDLE"
 INPAINT_STUDIO_REQUIRE_TRACE=1 "$VENV/bin/pyinstaller" --noconfirm --log-level WARN \
     --distpath "$DIST" --workpath "$WORK" packaging/inpaint-studio.spec >"$LOGS/pyinstaller.log" 2>&1 \
     || { tail -40 "$LOGS/pyinstaller.log"; exit 1; }
-BUNDLE=$DIST/inpaint-studio
 du -sh "$BUNDLE"
 
 # ---- 4. artifacts ------------------------------------------------------------------------------------------
@@ -108,6 +121,7 @@ TARBALL=$ARTIFACTS/inpaint-studio-$VERSION-linux-x86_64-$VARIANT.tar.gz
 tar -C "$DIST" -czf "$TARBALL" inpaint-studio
 DEB=$(bash packaging/linux/build_deb.sh "$BUNDLE" "$VERSION" "$VARIANT" "$ARTIFACTS")
 ls -la "$TARBALL" "$DEB"
+fi  # --reuse
 
 # ---- 5. package checks -------------------------------------------------------------------------------------
 step "the .deb's Depends cover the bundle's system libraries"
@@ -142,7 +156,9 @@ clean_env() { env -i PATH=/usr/bin:/bin LANG=C.UTF-8 HOME="$1" QT_QPA_PLATFORM=o
 
 step "smoke test from source (build venv), for comparison"
 mkdir -p "$SMOKE/home-src"
-(cd "$SMOKE" && clean_env "$SMOKE/home-src" "$VENV/bin/python" "$ROOT/packaging/entry.py" --smoke-test "$SMOKE/source" \
+# PYTHONPATH: the working tree's package, with its resources/ folder (the venv's installed copy has none).
+(cd "$SMOKE" && clean_env "$SMOKE/home-src" env PYTHONPATH="$ROOT" "$VENV/bin/python" "$ROOT/packaging/entry.py" \
+    --smoke-test "$SMOKE/source" \
     --model "$MODELS/sd_inpaint" "${CLI_MODELS[@]}" >"$LOGS/smoke-source.log" 2>&1) \
     || { grep -E "FAIL|Error" "$LOGS/smoke-source.log" | tail -20; exit 1; }
 tail -1 "$LOGS/smoke-source.log"
@@ -199,7 +215,7 @@ if [ "$STARTUP" = 1 ]; then
     step "time to a painted window under Xvfb: frozen vs source ($RUNS runs each, interleaved)"
     if command -v Xvfb >/dev/null; then
         "$VENV/bin/python" packaging/measure_startup.py --runs "$RUNS" --json "$STARTUP_JSON" \
-            --cmd "source=$VENV/bin/python $ROOT/packaging/entry.py" --cmd "frozen=$APP"
+            --cmd "source=/usr/bin/env PYTHONPATH=$ROOT $VENV/bin/python $ROOT/packaging/entry.py" --cmd "frozen=$APP"
     else
         echo "skipped: Xvfb not installed (apt-get install xvfb)"
     fi

@@ -122,7 +122,6 @@ EXCLUDES = (
     "notebook",
     "tensorboard",
     "torch.utils.tensorboard",
-    "torch.testing._internal",  # torch's own test-suite helpers (torch.testing.assert_close stays)
     "torchvision",
     "onnx",
     "onnxruntime",
@@ -152,6 +151,7 @@ EXCLUDES = (
 TRIM_PATTERNS = (
     "torch/test/*",  # C++ unit-test binaries of libtorch (83 MB)
     "torch/bin/test_*",  # more C++ tests; torch/bin/torch_shm_manager stays (shared-memory tensors)
+    "torch/bin/*Test",  # FileStoreTest, HashStoreTest, TCPStoreTest: torch.distributed's C++ tests
     "torch/bin/protoc*",  # the protobuf compiler, a build tool
     "torch/include/*",  # C++ headers for building extensions
     "torch/share/cmake/*",  # CMake files for building extensions
@@ -159,7 +159,7 @@ TRIM_PATTERNS = (
     "torch/lib/libtorchbind_test*",
     "torch/lib/libbackend_with_compiler*",
     "torch/lib/libaoti_custom_ops*",
-    "torch/testing/_internal/*",  # torch's own test-suite helpers (not torch.testing's assert_close)
+    # Not torch/testing/_internal: torch.utils.checkpoint imports its logging_tensor at import time.
     "*.pyi",  # type stubs
     "PySide6/Qt/translations/qtwebengine*",
     "PySide6/Qt/translations/designer*",
@@ -170,11 +170,28 @@ TRIM_PATTERNS = (
     "PySide6/Qt/plugins/designer/*",
     "PySide6/Qt/plugins/qmltooling/*",
     "PySide6/Qt/plugins/qmllint/*",
+    "PySide6/Qt/plugins/platforms/libqeglfs*",  # embedded-device platforms (no window system)
+    "PySide6/Qt/plugins/platforms/libqlinuxfb*",
+    "PySide6/Qt/plugins/platforms/libqvnc*",
+    "PySide6/Qt/plugins/platforms/libqvkkhrdisplay*",
+    "PySide6/Qt/plugins/platforms/libqminimalegl*",
+    "PySide6/Qt/plugins/egldeviceintegrations/*",  # only used by eglfs
+    "PySide6/Qt/plugins/generic/*",  # evdev/tuio input for eglfs/linuxfb; X11 and Wayland bring their own
+    "PySide6/Qt/plugins/wayland-graphics-integration-client/*-server*",  # compositor-side buffer sharing
     "PySide6/Qt/plugins/imageformats/*qpdf*",  # PDF pages as images: pulls in the 10 MB QtPdf library
+    "PySide6/Qt/lib/libQt6EglFS*",  # support libraries of the eglfs platform trimmed above
+    "PySide6/Qt/lib/libQt6EglFs*",
     "PySide6/Qt/lib/libQt6Pdf*",
     "PySide6/Qt/lib/libQt6Qml*",
     "PySide6/Qt/lib/libQt6Quick*",
     "PySide6/Qt/qml/*",
+    # Picked up from the build machine by PyInstaller's ctypes scan (a CUDA toolkit in /usr/local): never
+    # the right library for the user's machine. The CUDA variant's runtime comes from the nvidia-* wheels.
+    "libcudart.so*",
+    # The C++ runtime stays the system's: a bundled older libstdc++ breaks GPU drivers (Mesa) that the
+    # system loads into the process and that need newer GLIBCXX symbols. The .deb depends on libstdc++6.
+    "libstdc++.so*",
+    "libgcc_s.so*",
 )
 
 # Data folders and files copied into the bundle: (source relative to the repository, folder in the bundle).

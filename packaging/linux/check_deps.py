@@ -18,6 +18,22 @@ from pathlib import Path
 ELF_MAGIC = b"\x7fELF"
 # Provided by the dynamic loader / libc6 (Depends: libc6), or virtual names without a file of their own.
 LIBC_SONAMES = re.compile(r"^(ld-linux.*|libc|libm|libdl|libpthread|librt|libutil|libresolv|libanl)\.so")
+# Debian packages of libraries that may be missing on the build machine (dpkg -S cannot answer for them).
+KNOWN_PACKAGES = {
+    "libwayland-client.so.0": "libwayland-client0",
+    "libwayland-cursor.so.0": "libwayland-cursor0",
+    "libwayland-egl.so.1": "libwayland-egl1",
+    "libgtk-3.so.0": "libgtk-3-0",
+    "libgdk-3.so.0": "libgtk-3-0",
+    "libEGL.so.1": "libegl1",
+    "libGL.so.1": "libgl1",
+    "libxcb.so.1": "libxcb1",
+    "libstdc++.so.6": "libstdc++6",
+    "libgcc_s.so.1": "libgcc-s1",
+}
+# Optional plugins: Qt skips a plugin whose libraries are missing, so theirs may be Recommends only.
+# The GTK platform theme gives GNOME users native file dialogs; without GTK Qt's own dialogs appear.
+OPTIONAL_PLUGINS = re.compile(r"plugins/platformthemes/libqgtk3\.so$")
 
 
 def elf_files(bundle: Path) -> list[Path]:
@@ -44,9 +60,10 @@ def providing_package(soname: str) -> str | None:
     return None
 
 
-def depends(control: Path) -> set[str]:
-    text = control.read_text(encoding="utf-8")
-    match = re.search(r"^Depends:(.*?)(?=^\S)", text, re.M | re.S)
+def field(control: Path, name: str) -> set[str]:
+    """Package names in a control file field (Depends, Recommends), without versions."""
+    text = control.read_text(encoding="utf-8") + "\nEnd: x\n"
+    match = re.search(rf"^{name}:(.*?)(?=^\S)", text, re.M | re.S)
     if not match:
         return set()
     return {re.split(r"[\s(]", item.strip())[0] for item in match.group(1).split(",") if item.strip()}
@@ -61,13 +78,19 @@ def main(argv: list[str]) -> int:
         for soname in needed(path):
             if soname not in carried:
                 wanted.setdefault(soname, set()).add(str(path.relative_to(bundle)))
-    declared = depends(control)
+    declared = field(control, "Depends")
+    recommended = field(control, "Recommends")
     missing = []
     print(f"{len(files)} ELF files; {len(wanted)} system libraries needed:")
     for soname in sorted(wanted):
-        package = "libc6" if LIBC_SONAMES.match(soname) else providing_package(soname)
-        ok = package in declared
-        print(f"  {'ok ' if ok else 'MISSING'} {soname:<32} {package or '?'}")
+        if LIBC_SONAMES.match(soname):
+            package = "libc6"
+        else:
+            package = KNOWN_PACKAGES.get(soname) or providing_package(soname)
+        optional = all(OPTIONAL_PLUGINS.search(user) for user in wanted[soname])
+        ok = package in declared or (optional and package in recommended)
+        how = "Recommends" if package not in declared and ok else "Depends"
+        print(f"  {'ok ' if ok else 'MISSING'} {soname:<28} {package or '?':<22} {how if ok else ''}")
         if not ok:
             example = sorted(wanted[soname])[0]
             missing.append(f"{soname} (package {package or 'unknown'}; needed by {example})")

@@ -151,8 +151,11 @@ def test_excludes_do_not_remove_a_module_the_app_imports(cfg):
     [
         "torch/lib/libtorch_cpu.so",
         "torch/lib/libc10.so",
+        "torch/lib/libgomp.so.1",
+        "numpy.libs/libgfortran-040039e1.so.5.0.0",  # wheels' own copies (hashed names) stay
         "torch/bin/torch_shm_manager",
         "torch/testing/_comparison.py",
+        "torch/testing/_internal/logging_tensor.py",  # torch.utils.checkpoint imports it
         "PySide6/Qt/plugins/platforms/libqxcb.so",
         "PySide6/Qt/plugins/platforms/libqwayland.so",
         "PySide6/Qt/plugins/platforms/libqoffscreen.so",
@@ -177,7 +180,16 @@ def test_trims_keep_what_the_app_needs(cfg, kept):
 
 @pytest.mark.parametrize(
     "dropped",
-    ["torch/test/test_api", "torch/include/ATen/ATen.h", "PySide6/Qt/plugins/imageformats/libqpdf.so", "x/y.pyi"],
+    [
+        "torch/test/test_api",
+        "torch/bin/TCPStoreTest",
+        "torch/include/ATen/ATen.h",
+        "PySide6/Qt/plugins/imageformats/libqpdf.so",
+        "PySide6/Qt/plugins/platforms/libqeglfs.so",
+        "libcudart.so",  # a host CUDA toolkit's runtime, found by PyInstaller's ctypes scan
+        "libstdc++.so.6",  # the system's C++ runtime stays in charge (GPU drivers need its newest symbols)
+        "x/y.pyi",
+    ],
 )
 def test_trims_drop_build_and_test_files(cfg, dropped):
     assert cfg.trimmed(dropped)
