@@ -48,8 +48,8 @@ case "$VARIANT" in cpu|cuda) ;; *) echo "--variant is cpu or cuda" >&2; exit 2 ;
 
 BUILD=$ROOT/packaging/build
 VENV=$BUILD/venv-$VARIANT
-DIST=$BUILD/dist
-WORK=$BUILD/work
+DIST=$BUILD/dist-$VARIANT
+WORK=$BUILD/work-$VARIANT
 ARTIFACTS=$BUILD/artifacts
 LOGS=$BUILD/logs-$VARIANT
 MODELS=$BUILD/smoke-models

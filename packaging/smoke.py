@@ -194,6 +194,16 @@ class Driver:
         self.exit_code = 1
 
     def start(self) -> None:
+        # run_gui installed the app's excepthook (log + message bar) before the loop started: chain onto
+        # it, so an exception escaping a Qt slot fails the smoke test instead of scrolling past in the log.
+        self.uncaught: list[str] = []
+        app_hook = sys.excepthook
+
+        def record(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+            self.uncaught.append("".join(traceback.format_exception(kind, value, tb)))
+            app_hook(kind, value, tb)
+
+        sys.excepthook = record
         asyncio.get_event_loop().create_task(self.run())
 
     async def run(self) -> None:
@@ -203,6 +213,8 @@ class Driver:
         try:
             window = await self.find_window()
             await self.drive(window)
+            await asyncio.sleep(0.2)  # let queued slots (panels refreshing after the last result) run
+            self.report.check("no uncaught exceptions", not self.uncaught, "\n".join(self.uncaught)[-2000:])
             self.exit_code = 0
         except Exception as exc:
             self.report.note("error", "".join(traceback.format_exception(exc)))
