@@ -29,11 +29,22 @@ live arrays cannot be shared. `SnapshotCapturer` decides what to re-read: a laye
 object as the one the previous snapshot came from, and that the edit's hints do not name, reuses that
 snapshot's tiles; a hinted rect re-reads only its tiles; anything else is compared tile by tile against
 the previous snapshot (safe for edits nobody described).
+
+Memory budget
+-------------
+Snapshots are kept within a size budget by `core/history_budget.py` (the full rule is there and in
+docs/projects.md). Applied results are never pruned: a generation or classical-fill entry keeps its
+snapshot (which holds its result layer), its recorded inputs and its thumbnail, and so does the parent
+state every replay starts from; the head and the opened original are kept too. When over budget, result
+candidates outside the history go first, then the snapshots of other entries that undo cannot reach,
+then those it can (undoing to one re-captures it), oldest first, and last the thumbnails of entries that
+lost their snapshot. The entry itself (kind, title, time, parameters) is never deleted.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import time
@@ -419,6 +430,27 @@ class History:
         self.entries.clear()
         self._children.clear()
         self.head_id = None
+
+    def copy(self) -> History:
+        """A copy of the graph whose entries can be read (saved, pruned) while this one keeps changing.
+
+        Entries are new objects; their snapshots, inputs and tiles are immutable and shared, so this takes
+        time proportional to the number of entries, not to their pixels.
+        """
+        clone = History()
+        clone.entries = {
+            entry_id: dataclasses.replace(entry, params=dict(entry.params), inputs=dict(entry.inputs))
+            for entry_id, entry in self.entries.items()
+        }
+        clone._children = {parent: list(ids) for parent, ids in self._children.items()}
+        clone.head_id, clone._next_id = self.head_id, self._next_id
+        return clone
+
+    def drop_snapshot(self, entry_id: int) -> None:
+        """Forget an entry's snapshot (to save memory), keeping a thumbnail rendered from it first."""
+        entry = self.entries[entry_id]
+        entry.render_thumbnail()
+        entry.snapshot = None
 
     # ---- queries ------------------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -117,7 +117,8 @@ def _install_excepthook() -> None:
 
 
 def run_gui(paths: list[str]) -> int:
-    """Show the main window, open the first of paths (others become layers), run until it closes."""
+    """Show the main window, offer crash recovery, open the first of paths (other images become layers;
+    projects and OpenRaster files open as the document), run until it closes."""
     import qasync
 
     from inpaint_studio.ui.main_window import MainWindow
@@ -128,6 +129,8 @@ def run_gui(paths: list[str]) -> int:
     asyncio.set_event_loop(loop)
     window = MainWindow()
     window.show()
+    # Autosaves of sessions that crashed: offered in the message bar once the window is up.
+    QTimer.singleShot(0, window.projects.autosave.offer_recovery)
     if paths:
         # After the first paint, so the window shows at once even for a 50-megapixel photo.
         QTimer.singleShot(0, lambda: window.open_or_insert(list(paths)))

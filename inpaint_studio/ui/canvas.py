@@ -142,6 +142,11 @@ class Canvas(QWidget):
         self.update(self._cursor_rect(self._pointer))  # the brush outline appears or goes
         self.tool_changed.emit(name)
 
+    @property
+    def gesture_active(self) -> bool:
+        """True while a stroke or selection is being drawn (not yet an undo step)."""
+        return self._tool.busy
+
     def finish_gesture(self) -> None:
         """Commit the current tool's stroke or selection (before undo, tool switches, focus loss)."""
         self._stroke_button = None

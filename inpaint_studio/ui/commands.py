@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from inpaint_studio.core.document import (
@@ -27,6 +28,20 @@ from inpaint_studio.core.document import (
 )
 
 OPACITY_MERGE_ID = 1001  # consecutive opacity changes of one layer (a slider drag) merge into one step
+
+
+class UndoStack(QUndoStack):
+    """The window's undo stack; `declared_clean` says someone marked the current state as saved.
+
+    QUndoStack's cleanChanged also fires when undo or redo returns to the saved index, which does not
+    tell "saved now" from "back where it was saved"; the project's unsaved mark needs the difference.
+    """
+
+    declared_clean = Signal()
+
+    def setClean(self) -> None:
+        super().setClean()
+        self.declared_clean.emit()
 
 
 class RegionCommand(QUndoCommand):

@@ -494,6 +494,27 @@ class GeneratePanel(QWidget):
             self.seed_lock.setChecked(lock_seed)
         self._update_enabled()
 
+    def state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What a project stores: the job Generate would run (InpaintJob.to_dict) and the panel-only values."""
+        ui = {
+            "seed_text": self.seed_edit.text(),
+            "seed_locked": self.seed_locked,
+            "live_preview": self.live_preview_check.isChecked(),
+        }
+        return self.job().to_dict(), ui
+
+    def restore_state(self, job_data: dict[str, Any], ui: dict[str, Any] | None = None) -> None:
+        """Show a saved state() again. Raises BadInputError when the job data is not valid."""
+        ui = ui or {}
+        job = InpaintJob.from_dict(job_data)
+        locked = bool(ui.get("seed_locked", job.seed is not None))
+        self.load_job(job, lock_seed=locked)
+        seed_text = ui.get("seed_text", "" if job.seed is None else str(job.seed))
+        self.seed_edit.setText(str(seed_text))
+        self.seed_lock.setChecked(locked)
+        if "live_preview" in ui:
+            self.live_preview_check.setChecked(bool(ui["live_preview"]))
+
     def randomise_seed(self) -> None:
         self.seed_edit.setText(str(secrets.randbelow(MAX_SEED + 1)))
         self.seed_lock.setChecked(True)

@@ -26,6 +26,7 @@ from inpaint_studio.core.document import Layer, bbox_of_nonzero
 from inpaint_studio.core.errors import BadInputError, InpaintStudioError
 from inpaint_studio.core.history import HistoryEntry, TiledArray, result_sources
 from inpaint_studio.core.jobspec import InpaintJob
+from inpaint_studio.core.parameters import job_overrides_from_parameters, parse_parameters
 from inpaint_studio.engine.events import JobCancelled, JobFailed, JobFinished, JobProgress, JobStarted
 from inpaint_studio.ui.candidates import Candidate, CandidateStrip
 from inpaint_studio.ui.canvas_overlay import CanvasOverlay
@@ -470,6 +471,30 @@ class GenerationController(QObject):
         self.message_bar.show_info(f"Loaded the parameters of #{entry.id}; the seed {job.seed} is locked.")
         return job
 
+    def offer_parameters(self, text: str) -> None:
+        """An opened image carries A1111-style parameters: offer to load them into Generate."""
+        summary = parameters_summary(text)
+        self.message_bar.show_info(
+            f"This image has generation parameters ({summary}).",
+            [("Use these parameters", lambda: self.window.run_guarded(self.load_parameters, text))],
+        )
+
+    def load_parameters(self, text: str) -> InpaintJob:
+        """Load A1111-style parameters into Generate; values this app does not have are left as they were."""
+        overrides = job_overrides_from_parameters(parse_parameters(text))
+        sampler = overrides.get("scheduler")
+        if sampler is not None and self.panel.scheduler_combo.findText(sampler) < 0:
+            overrides.pop("scheduler")
+        job = self.panel.job().replace(**overrides)
+        self.panel.load_job(job, lock_seed="seed" in overrides or self.panel.seed_locked)
+        note = (
+            f" The sampler '{sampler}' is not available, so it was left as it was."
+            if sampler and "scheduler" not in overrides
+            else ""
+        )
+        self.message_bar.show_info(f"Loaded the image's parameters into Generate.{note}")
+        return job
+
     def rerun(self, entry_id: int) -> int:
         """Run an entry's job again with a new seed, on the same input it had."""
         entry = self.recorder.history[entry_id]
@@ -612,6 +637,20 @@ def _entry_title(candidate: Candidate) -> str:
     return f"{right - left}×{bottom - top} px area"
 
 
+def parameters_summary(text: str) -> str:
+    """A short description of a parameters text: the prompt's start and the main settings."""
+    parsed = parse_parameters(text)
+    parts = []
+    prompt = parsed.get("prompt", "").strip().splitlines()
+    if prompt:
+        first = prompt[0]
+        parts.append(f"“{first[:40]}…”" if len(first) > 40 else f"“{first}”")
+    for key in ("Steps", "Sampler", "Seed"):
+        if parsed.get(key):
+            parts.append(f"{key.lower()} {parsed[key]}")
+    return ", ".join(parts) or "no prompt"
+
+
 def _seed_note(candidate: Candidate) -> str:
     return "" if candidate.result.job.is_classical else f" · seed {candidate.seed}"
 
@@ -632,4 +671,7 @@ def install_generation(window: Any, **kwargs: Any) -> GenerationController:
         previous.dispose()
     controller = GenerationController(window, **kwargs)
     window.generation = controller
+    from inpaint_studio.ui.project_controller import on_generation_replaced
+
+    on_generation_replaced(window, controller)
     return controller

@@ -124,6 +124,7 @@ class HistoryPanel(QWidget):
         self.recorder = recorder
         self._icons: dict[int, QIcon] = {}
         self._memory_mib = 0.0
+        self._budget_mib: float | None = None
         self.list = QListWidget(self)
         self.list.setIconSize(QSize(ICON, ICON))
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -237,6 +238,11 @@ class HistoryPanel(QWidget):
         if not self._memory_timer.isActive():
             self._memory_timer.start()
 
+    def set_budget(self, budget_bytes: int | None) -> None:
+        """Show the memory budget next to the snapshots' size (see ui/memory_budget.py)."""
+        self._budget_mib = None if budget_bytes is None else budget_bytes / 2**20
+        self._show_memory()
+
     def _update_memory(self) -> None:
         # Summing the distinct tiles walks every snapshot: done at most every 2 s, never per stroke.
         self._memory_mib = self.history.memory_bytes() / 2**20 if len(self.history) else 0.0
@@ -245,7 +251,8 @@ class HistoryPanel(QWidget):
     def _show_memory(self) -> None:
         count = len(self.history)
         noun = "entry" if count == 1 else "entries"
-        self.memory_label.setText(f"{count} {noun} · snapshots {self._memory_mib:.1f} MiB")
+        budget = f" of {self._budget_mib:.0f}" if self._budget_mib is not None else ""
+        self.memory_label.setText(f"{count} {noun} · snapshots {self._memory_mib:.1f}{budget} MiB")
 
     # ---- internals ----------------------------------------------------------------------------------
     def _icon(self, entry: HistoryEntry) -> QIcon:

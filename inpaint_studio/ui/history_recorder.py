@@ -6,6 +6,9 @@ Code that knows more (the generation controller) calls `annotate_next()` right b
 entry its kind, title, parameters and chain links. Undo and redo only move the head, so the entries they
 leave behind stay in the history (as "undone", then as a side branch once something new is pushed).
 
+Opening a project hands its saved history to `adopt_next()` before the document resets: the history is then
+taken over instead of starting a new one, and the saved head becomes the state at undo index 0.
+
 Commands are recognised by their C++ address: the undo stack owns them, so a macro (created in C++) has no
 stable Python object to tag. An address is forgotten as soon as its command leaves the stack, so a reused
 address is always seen as a new command.
@@ -135,9 +138,11 @@ class HistoryRecorder(QObject):
         super().__init__(parent)
         self.document, self.undo_stack = document, undo_stack
         self.history = History()
+        self.revision = 0  # bumped on every change, merges included: "did anything change since then?"
         self._entry_of: dict[int, int] = {}  # command address -> entry id
-        self._root_id: int | None = None
+        self._root_id: int | None = None  # the entry at undo index 0 (the opened image or the saved head)
         self._annotation: Annotation | None = None
+        self._adopt: History | None = None
         undo_stack.indexChanged.connect(self._on_index_changed)
         document.reset.connect(self._on_reset)
         if not document.is_empty:
@@ -148,6 +153,17 @@ class HistoryRecorder(QObject):
         """Stop recording (the document is plain Python: its callbacks must be disconnected by hand)."""
         self.document.reset.disconnect(self._on_reset)
         self.undo_stack.indexChanged.disconnect(self._on_index_changed)
+
+    def adopt_next(self, history: History | None) -> None:
+        """Take over `history` (a project's) at the next document reset instead of starting afresh."""
+        self._adopt = history
+
+    def reachable_ids(self) -> set[int]:
+        """Entries undo and redo can reach (the others are side branches or beyond the undo limit)."""
+        ids = set(self._entry_of.values())
+        if self._root_id is not None:
+            ids.add(self._root_id)
+        return ids
 
     def annotate_next(self, annotation: Annotation) -> None:
         """Describe the command about to be pushed (consumed by that push)."""
@@ -174,7 +190,13 @@ class HistoryRecorder(QObject):
         self.history.clear()
         self._entry_of.clear()
         self._root_id = None
+        self.revision += 1
+        adopted, self._adopt = self._adopt, None
         if self.document.is_empty:
+            self.changed.emit()
+            return
+        if adopted is not None and adopted.head is not None:
+            self._take_over(adopted)
             self.changed.emit()
             return
         snapshot = capture(self.document)
@@ -190,10 +212,23 @@ class HistoryRecorder(QObject):
         self._root_id = entry.id
         self.changed.emit()
 
+    def _take_over(self, history: History) -> None:
+        self.history = history
+        head = history.head
+        assert head is not None
+        # Compare tile by tile with the saved head: equal tiles stay shared, and the snapshot learns which
+        # live arrays it came from, so the next edit's capture reads only what that edit changed.
+        head.snapshot = capture(self.document, head.snapshot)
+        if head.thumbnail is None:
+            head.thumbnail = head.snapshot.thumbnail()
+        self._root_id = head.id
+
     def _on_index_changed(self, index: int) -> None:
         stack = self.undo_stack
         if not shiboken6.isValid(stack) or not shiboken6.isValid(self):
             return  # the window is being destroyed
+        self.revision += 1
+        previous_head = self.history.head
         addresses = [_address(stack.command(i)) for i in range(stack.count())]
         live = set(addresses)
         for address in [a for a in self._entry_of if a not in live]:
@@ -211,7 +246,17 @@ class HistoryRecorder(QObject):
         if self._root_id is not None:
             head = self._entry_of.get(addresses[index - 1]) if index > 0 else self._root_id
             self.history.set_head(head if head is not None else self._root_id)
+            self._recapture_head(previous_head)
         self.changed.emit()
+
+    def _recapture_head(self, previous: HistoryEntry | None) -> None:
+        """Undo/redo reached an entry whose snapshot the memory budget dropped: the document shows that
+        state now, so capture it again (sharing every tile equal to the state it came from)."""
+        head = self.history.head
+        if head is None or head.snapshot is not None:
+            return
+        reference = previous.snapshot if previous is not None else None
+        head.snapshot = capture(self.document, reference)
 
     def _record(self, command: QUndoCommand, annotation: Annotation | None) -> int:
         if annotation is not None and annotation.branch_to is not None:

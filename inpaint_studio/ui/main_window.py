@@ -11,6 +11,11 @@ Hooks for other panels (Generate, History, ...):
   `MainWindow.add_panel(widget, title, area) -> QDockWidget`, `MainWindow.set_engine_status(text)`,
   `MainWindow.run_guarded(fn, *args)` (runs fn, turning exceptions into a message bar error),
   `MainWindow.actions` (every QAction by name), and the ``document_opened(str)`` signal (path or "").
+* `MainWindow.projects` - the ProjectController (ui/project_controller.py): project path, save/open,
+  autosave and recovery (``projects.autosave``) and the memory budget (``projects.memory``).
+
+Files: Open accepts images, projects (.inpaint) and OpenRaster (.ora); so do the command line, drag and drop
+and Open Recent. See docs/canvas.md for the shortcut map.
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ from PySide6.QtGui import (
     QGuiApplication,
     QImage,
     QKeySequence,
-    QUndoStack,
 )
 from PySide6.QtWidgets import (
     QColorDialog,
@@ -44,7 +48,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
-    QMessageBox,
     QSpinBox,
     QToolBar,
     QToolButton,
@@ -55,9 +58,10 @@ from PySide6.QtWidgets import (
 from inpaint_studio.core import imageio, mask_ops
 from inpaint_studio.core.document import Document, Layer
 from inpaint_studio.core.errors import InpaintStudioError
+from inpaint_studio.core.parameters import looks_like_parameters
 from inpaint_studio.ui import icons
 from inpaint_studio.ui.canvas import Canvas
-from inpaint_studio.ui.commands import AddLayerCommand, mask_change
+from inpaint_studio.ui.commands import AddLayerCommand, UndoStack, mask_change
 from inpaint_studio.ui.layers_panel import LayersPanel
 from inpaint_studio.ui.message_bar import MessageBar
 from inpaint_studio.ui.tools import MAX_SIZE, MIN_SIZE, ToolSettings
@@ -70,8 +74,15 @@ RECENT_KEY = "recent_files"
 MAX_RECENT = 10
 UNDO_LIMIT = 300  # strokes store only their bounding box, so this is a generous history
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp);;All files (*)"
+OPEN_FILTER = (
+    "Images, projects and OpenRaster (*.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp *.inpaint *.ora);;"
+    "Inpaint Studio projects (*.inpaint);;OpenRaster (*.ora);;" + IMAGE_FILTER
+)
 EXPORT_FILTER = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp);;TIFF (*.tif *.tiff);;BMP (*.bmp)"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
+PROJECT_SUFFIX = ".inpaint"
+ORA_SUFFIX = ".ora"
+DOCUMENT_SUFFIXES = {PROJECT_SUFFIX, ORA_SUFFIX}  # always open as the document, never as a layer
 ENGINE_PLACEHOLDER = "Engine: not loaded"
 MIN_BRUSH_ON_SCREEN = 24  # logical pixels
 
@@ -85,11 +96,10 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.settings = settings if settings is not None else QSettings()
         self._document = Document()
-        self._undo_stack = QUndoStack(self)
+        self._undo_stack = UndoStack(self)
         self._undo_stack.setUndoLimit(UNDO_LIMIT)
         self.tool_settings = ToolSettings(self)
         self.actions: dict[str, QAction] = {}
-        self._closing_confirmed = False
 
         self._canvas = Canvas(self._document, self._undo_stack, self.tool_settings, self)
         self._message_bar = MessageBar(self)
@@ -123,8 +133,12 @@ class MainWindow(QMainWindow):
 
         self.resize(1280, 840)
         from inpaint_studio.ui.generation_controller import install_generation  # Generate, Results, History
+        from inpaint_studio.ui.project_controller import install_projects  # save/open, autosave, budget
+        from inpaint_studio.ui.shortcut_guard import install_shortcut_guard
 
         install_generation(self)
+        self.projects = install_projects(self)
+        install_shortcut_guard()
         self._restore_window_state()
         self._on_document_reset()
         self._on_tool_settings_changed()
@@ -135,7 +149,7 @@ class MainWindow(QMainWindow):
         return self._document
 
     @property
-    def undo_stack(self) -> QUndoStack:
+    def undo_stack(self) -> UndoStack:
         return self._undo_stack
 
     @property
@@ -215,13 +229,33 @@ class MainWindow(QMainWindow):
     def _create_actions(self) -> None:
         a = self._action
         std = QKeySequence.StandardKey
-        a("open", "&Open…", self.open_dialog, [std.Open])
+        # Each action gets one sequence per key: a StandardKey plus the same key as text (Quit was
+        # [StandardKey.Quit, "Ctrl+Q"]) registers it twice on X11, and Qt then calls the key ambiguous.
+        a(
+            "new_project",
+            "&New Project",
+            lambda: self.projects.new_project(),
+            ["Ctrl+N"],
+            "Close the work and start again",
+        )
+        a("open", "&Open…", self.open_dialog, [std.Open], "Open an image, a project (.inpaint) or OpenRaster (.ora)")
+        a("open_project", "Open &Project…", lambda: self.projects.open_project_dialog(), ["Ctrl+Shift+O"])
+        a("save_project", "&Save Project", lambda: self.projects.save(), ["Ctrl+S"])
+        a("save_project_as", "Save Project &As…", lambda: self.projects.save_as_dialog(), ["Ctrl+Shift+S"])
+        a("import_ora", "&Import OpenRaster…", lambda: self.projects.import_ora_dialog(), [])
+        a(
+            "export_ora",
+            "Export Open&Raster…",
+            lambda: self.projects.export_ora_dialog(),
+            [],
+            "Export the layers and mask",
+        )
         a("paste", "&Paste", self.paste, [std.Paste], "Paste an image: a new document, or a new layer")
         a("copy_image", "&Copy Image", self.copy_image, ["Ctrl+Shift+C"], "Copy the visible image to the clipboard")
-        a("export_image", "&Export Image…", self.export_dialog, ["Ctrl+Shift+S", std.Save])
+        a("export_image", "&Export Image…", self.export_dialog, ["Ctrl+Alt+E"], "Export the visible image")
         a("export_mask", "Export &Mask…", self.export_mask_dialog, ["Ctrl+Alt+S"])
         a("load_mask", "&Load Mask…", self.load_mask_dialog, ["Ctrl+Alt+O"])
-        a("quit", "&Quit", self.close, [std.Quit, "Ctrl+Q"])
+        a("quit", "&Quit", self.close, ["Ctrl+Q"])
 
         undo = a("undo", "&Undo", self.undo, [std.Undo])
         redo = a("redo", "&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
@@ -287,15 +321,18 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         act = self.actions
         file_menu = bar.addMenu("&File")
-        file_menu.addAction(act["open"])
+        for name in ("new_project", "open", "open_project"):
+            file_menu.addAction(act[name])
         self._recent_menu = file_menu.addMenu("Open &Recent")
         self._recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        file_menu.addAction(act["save_project"])
+        file_menu.addAction(act["save_project_as"])
+        file_menu.addSeparator()
+        for name in ("import_ora", "export_ora", "export_image", "export_mask", "load_mask"):
+            file_menu.addAction(act[name])
+        file_menu.addSeparator()
         file_menu.addAction(act["paste"])
-        file_menu.addSeparator()
-        file_menu.addAction(act["export_image"])
-        file_menu.addAction(act["export_mask"])
-        file_menu.addAction(act["load_mask"])
-        file_menu.addSeparator()
         file_menu.addAction(act["copy_image"])
         file_menu.addSeparator()
         file_menu.addAction(act["quit"])
@@ -360,6 +397,8 @@ class MainWindow(QMainWindow):
         self.size_spin.setToolTip("Brush diameter in image pixels ([ and ])")
         self.size_spin.setKeyboardTracking(False)
         self.size_spin.valueChanged.connect(lambda v: self.tool_settings.set_size(v))
+        # Enter in a tool bar field returns to the canvas, so the tool keys work again at once.
+        self.size_spin.lineEdit().returnPressed.connect(self._canvas.setFocus)
         bar.addWidget(self.size_spin)
         bar.addWidget(QLabel(" Hardness ", bar))
         self.hardness_spin = QSpinBox(bar)
@@ -368,6 +407,7 @@ class MainWindow(QMainWindow):
         self.hardness_spin.setToolTip("Brush edge hardness (Shift+[ and Shift+])")
         self.hardness_spin.setKeyboardTracking(False)
         self.hardness_spin.valueChanged.connect(lambda v: self.tool_settings.set_hardness(v / 100))
+        self.hardness_spin.lineEdit().returnPressed.connect(self._canvas.setFocus)
         bar.addWidget(self.hardness_spin)
         bar.addSeparator()
         bar.addAction(act["toggle_mask"])
@@ -444,15 +484,19 @@ class MainWindow(QMainWindow):
     # ----------------------------------------------------------------- opening
     def open_dialog(self) -> None:
         start = str(self.settings.value("last_dir", str(Path.home())))
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", start, IMAGE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open", start, OPEN_FILTER)
         if path:
             self.open_path(path)
 
     def open_path(self, path: str | os.PathLike[str], confirm: bool = True) -> bool:
-        """Open an image as the document (asking about unsaved work first); False if not opened.
-
-        Errors (missing, damaged, unsupported file) show in the message bar.
+        """Open an image, a project (.inpaint) or an OpenRaster file as the document (asking about unsaved
+        work first); False if not opened. Errors (missing, damaged, unsupported file) show in the message bar.
         """
+        suffix = Path(path).suffix.lower()
+        if suffix == PROJECT_SUFFIX:
+            return self.projects.open_project(path, confirm=confirm)
+        if suffix == ORA_SUFFIX:
+            return self.projects.open_ora(path, confirm=confirm)
         if confirm and not self.maybe_save():
             return False
         loaded = self.run_guarded(imageio.load_image, path)
@@ -469,6 +513,8 @@ class MainWindow(QMainWindow):
         self._add_recent(str(path))
         self.settings.setValue("last_dir", str(Path(path).parent))
         self.document_opened.emit(str(path))
+        if loaded.parameters and looks_like_parameters(loaded.parameters):
+            self.generation.offer_parameters(loaded.parameters)
         return True
 
     def open_image(self, image: Image.Image, name: str = "Pasted image") -> None:
@@ -517,6 +563,9 @@ class MainWindow(QMainWindow):
         """Drop/paste rule: with no image open the first file opens and the rest become layers;
         with an image open every file becomes a new layer (like placing a file in Photoshop)."""
         for path in paths:
+            if Path(path).suffix.lower() in DOCUMENT_SUFFIXES:
+                self.open_path(path)  # a project or layered file replaces the work (asking to save it)
+                continue
             if self._document.is_empty:
                 self.open_path(path, confirm=False)
                 continue
@@ -578,7 +627,9 @@ class MainWindow(QMainWindow):
         )
         if written is None:
             return False
-        self._undo_stack.setClean()
+        if self.projects.path is None:
+            # Not a project (yet): for an image-only workflow the export is the save.
+            self.projects.mark_saved()
         self.settings.setValue("export_dir", str(Path(path).parent))
         self._message_bar.show_info(f"Exported {Path(path).name}.")
         return True
@@ -700,32 +751,24 @@ class MainWindow(QMainWindow):
             action.setStatusTip(path)
             action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))
         if not files:
-            menu.addAction("No recent images").setEnabled(False)
+            menu.addAction("No recent files").setEnabled(False)
         else:
             menu.addSeparator()
             menu.addAction("Clear Recent", lambda: self.settings.setValue(RECENT_KEY, []))
 
     # ----------------------------------------------------------------- unsaved work
     def maybe_save(self) -> bool:
-        """Ask Save / Discard / Cancel when the undo stack is not clean; True when it is fine to go on."""
-        if self._undo_stack.isClean() or self._document.is_empty:
-            return True
-        answer = QMessageBox.question(
-            self,
-            APP_NAME,
-            "The image has changes that are not exported. Export them before closing it?",
-            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Save,
-        )
-        if answer == QMessageBox.StandardButton.Save:
-            return self.export_dialog()
-        return answer == QMessageBox.StandardButton.Discard
+        """Ask Save / Discard / Cancel when there is unsaved work (Save saves the project, Save As when
+        it has no file yet); True when it is fine to go on."""
+        self._canvas.finish_gesture()
+        return self.projects.maybe_save()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self._canvas.finish_gesture()
         if not self.maybe_save():
             event.ignore()
             return
+        self.projects.wait_idle()  # a save or autosave in flight finishes first
+        self.projects.autosave.discard()  # a clean exit: nothing to recover
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         event.accept()
@@ -776,7 +819,7 @@ class MainWindow(QMainWindow):
     def _update_enabled(self) -> None:
         has_image = not self._document.is_empty
         for name, action in self.actions.items():
-            if name.startswith(("mask_", "layer_", "export_", "tool_")) or name in (
+            if name.startswith(("mask_", "layer_", "export_", "tool_", "save_")) or name in (
                 "copy_image",
                 "load_mask",
                 "fit",
@@ -788,15 +831,11 @@ class MainWindow(QMainWindow):
                 action.setEnabled(has_image)
 
     def _update_title(self) -> None:
-        doc = self._document
-        if doc.is_empty:
-            self.setWindowTitle(APP_NAME)
-            self.setWindowModified(False)
-            return
-        path = doc.metadata.get("path") or ""
-        name = Path(path).name if path else doc.metadata.get("name", "Untitled")
-        self.setWindowTitle(f"{name}[*] — {APP_NAME}")
-        self.setWindowModified(not self._undo_stack.isClean())
+        projects = getattr(self, "projects", None)
+        if projects is not None:
+            projects.update_title()  # the project's name and unsaved mark
+        else:
+            self.setWindowTitle(APP_NAME)  # during construction
 
     def _on_zoom_changed(self, zoom: float) -> None:
         self.zoom_label.setText("" if self._document.is_empty else f"{zoom * 100:.4g} %")

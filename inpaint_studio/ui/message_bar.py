@@ -3,18 +3,21 @@
 Every error the user should see goes through `show_error` instead of a modal dialog: a burst of failures
 (ten bad files dropped at once) updates one strip instead of stacking ten dialogs. Repeats of the same
 message are counted rather than re-shown. Info messages hide themselves after a few seconds; errors stay
-until dismissed (the close button or Escape while the bar has focus).
+until dismissed (the close button or Escape while the bar has focus). A message may offer actions (buttons
+such as "Recover" or "Use these parameters"); such a message stays until it is answered or replaced.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
 INFO_TIMEOUT_MS = 6000
+Action = tuple[str, Callable[[], object]]  # button text, what it does
 
 _COLOURS = {  # background, text, border
     "error": ("#5c2328", "#ffe3e3", "#8a3a41"),
@@ -36,6 +39,7 @@ class MessageBar(QFrame):
         self._label = QLabel(self)
         self._label.setWordWrap(True)
         self._label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._buttons: list[QPushButton] = []
         close = QToolButton(self)
         close.setText("✕")
         close.setToolTip("Dismiss")
@@ -45,16 +49,25 @@ class MessageBar(QFrame):
         layout.setContentsMargins(10, 4, 4, 4)
         layout.addWidget(self._label, 1)
         layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self._layout = layout
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.dismiss)
         self.hide()
 
-    def show_error(self, text: str) -> None:
-        self._show("error", text)
+    def show_error(self, text: str, actions: Sequence[Action] = ()) -> None:
+        self._show("error", text, actions)
 
-    def show_info(self, text: str) -> None:
-        self._show("info", text)
+    def show_info(self, text: str, actions: Sequence[Action] = ()) -> None:
+        self._show("info", text, actions)
+
+    def actions_offered(self) -> list[str]:
+        """The texts of the action buttons shown (tests read them)."""
+        return [] if self.isHidden() else [button.text() for button in self._buttons]
+
+    def trigger(self, text: str) -> None:
+        """Press the action button with this text (what a click does)."""
+        next(button for button in self._buttons if button.text() == text).click()
 
     def text(self) -> str:
         """The message shown (without the repeat counter); empty when hidden."""
@@ -65,20 +78,23 @@ class MessageBar(QFrame):
 
     def dismiss(self) -> None:
         self._timer.stop()
+        self._set_actions(())
         if not self.isHidden():
             self.hide()
             self.dismissed.emit()
 
-    def _show(self, kind: Literal["error", "info"], text: str) -> None:
+    def _show(self, kind: Literal["error", "info"], text: str, actions: Sequence[Action] = ()) -> None:
         text = text.strip() or "Something went wrong."
         if not self.isHidden() and kind == self._kind and text == self._message:
             self._repeats += 1
         else:
             self._repeats = 1
-        # An info must not hide an error the user has not read yet.
-        if kind == "info" and self._kind == "error" and not self.isHidden() and text != self._message:
+        # An info must not hide an error the user has not read yet, nor a question waiting for an answer.
+        waiting = self._kind == "error" or bool(self._buttons)
+        if kind == "info" and not actions and waiting and not self.isHidden() and text != self._message:
             return
         self._kind, self._message = kind, text
+        self._set_actions(actions)
         suffix = f"  (×{self._repeats})" if self._repeats > 1 else ""
         self._label.setText(text + suffix)
         background, text_colour, border = _COLOURS[kind]
@@ -89,10 +105,26 @@ class MessageBar(QFrame):
             "border: none; }"
         )
         self.show()
-        if kind == "info":
+        if kind == "info" and not actions:
             self._timer.start(INFO_TIMEOUT_MS)
         else:
             self._timer.stop()
+
+    def _set_actions(self, actions: Sequence[Action]) -> None:
+        for button in self._buttons:
+            self._layout.removeWidget(button)
+            button.deleteLater()
+        self._buttons = []
+        for index, (label, callback) in enumerate(actions):
+            button = QPushButton(label, self)
+            button.setAutoDefault(False)
+            button.clicked.connect(lambda _checked=False, c=callback: self._answer(c))
+            self._layout.insertWidget(1 + index, button, 0, Qt.AlignmentFlag.AlignVCenter)
+            self._buttons.append(button)
+
+    def _answer(self, callback: Callable[[], object]) -> None:
+        self.dismiss()  # first: the action may show a message of its own
+        callback()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Escape:

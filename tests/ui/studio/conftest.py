@@ -20,6 +20,14 @@ IMAGE_SIZE = (240, 160)
 
 
 @pytest.fixture(autouse=True)
+def private_recovery_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Autosaves and recovery offers of these tests stay in the test's own folder."""
+    folder = tmp_path / "recovery"
+    monkeypatch.setenv("INPAINT_STUDIO_RECOVERY_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(autouse=True)
 def no_leaked_windows(qapp: QApplication) -> Iterator[None]:
     """A window left open by a test is a bug (it would also keep its document's memory alive)."""
     yield

@@ -407,9 +407,10 @@ def test_closing_with_unsaved_work_asks(opened: MainWindow, monkeypatch, answer,
     assert len(asked) == 1 and opened.isVisible() != closes
 
 
-def test_closing_with_save_exports_first(opened: MainWindow, monkeypatch, tmp_path: Path) -> None:
+def test_closing_with_save_saves_the_project_first(opened: MainWindow, monkeypatch, tmp_path: Path) -> None:
+    # Save means the project now (Save As when it has no file yet); exporting an image is File > Export.
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Save)
-    target = tmp_path / "saved.png"
+    target = tmp_path / "saved.inpaint"
     from PySide6.QtWidgets import QFileDialog
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
