@@ -81,10 +81,16 @@ def weighted_embeddings(pipe: Any, prompt: str, negative_prompt: str) -> dict[st
     raise BadInputError(f"Prompt weighting is not available for {type(pipe).__name__}; turn it off for this model.")
 
 
+def _device(pipe: Any) -> str:
+    """Where the text encoders run. With CPU offload they sit on the CPU until called, so compel must be
+    told the execution device, or it builds its token tensors on the CPU (measured: a device mismatch)."""
+    return str(pipe._execution_device)
+
+
 def _sd(pipe: Any, prompt: str, negative_prompt: str) -> dict[str, Any]:
     from compel import CompelForSD
 
-    out = CompelForSD(pipe)(prompt, negative_prompt)
+    out = CompelForSD(pipe, device=_device(pipe))(prompt, negative_prompt)
     return {"prompt_embeds": out.embeds, "negative_prompt_embeds": out.negative_embeds}
 
 
@@ -93,7 +99,7 @@ def _sdxl(pipe: Any, prompt: str, negative_prompt: str) -> dict[str, Any]:
     from compel import Compel, CompelForSDXL, ReturnedEmbeddingsType
 
     if getattr(pipe, "text_encoder", None) is not None:
-        out = CompelForSDXL(pipe)(prompt, negative_prompt=negative_prompt)
+        out = CompelForSDXL(pipe, device=_device(pipe))(prompt, negative_prompt=negative_prompt)
         embeds, pooled = out.embeds, out.pooled_embeds
         negative, negative_pooled = out.negative_embeds, out.negative_pooled_embeds
     else:
@@ -104,6 +110,7 @@ def _sdxl(pipe: Any, prompt: str, negative_prompt: str) -> dict[str, Any]:
             returned_embeddings_type=ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NON_NORMALIZED,
             requires_pooled=True,
             truncate_long_prompts=False,
+            device=_device(pipe),
         )
         embeds, pooled = compel(prompt)
         negative, negative_pooled = compel(negative_prompt)

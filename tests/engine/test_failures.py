@@ -77,7 +77,9 @@ def test_nan_from_the_vae_is_decoded_again_in_full_precision(engine, tiny_sd_inp
     result = engine.run(job_for(tiny_sd_inpaint), image, mask)
     assert len(calls) == 2 and calls[1] == torch.float32
     assert result.extra["vae_decoded_in_fp32"] is True
-    assert np.array_equal(pixels(result.images[0]), pixels(expected.images[0]))
+    diff = np.abs(pixels(result.images[0]).astype(int) - pixels(expected.images[0]).astype(int))
+    # Identical where the VAE already ran in float32 (CPU); within rounding of fp16 on a GPU.
+    assert diff.max() == 0 if expected.extra["dtype"] == "float32" else diff.max() <= 3
 
 
 def test_nan_from_the_denoiser_says_what_to_do(engine, tiny_sd_inpaint, monkeypatch):
