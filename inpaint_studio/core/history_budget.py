@@ -23,7 +23,8 @@ Dropped, in this order, oldest first within each step, until the total is within
 4. Thumbnails of entries whose snapshot is gone (the row keeps its kind, title, time and parameters).
 
 A snapshot frees only the tiles no other snapshot or input shares; one whose tiles are all shared frees
-nothing, so it is kept. Entries themselves are never deleted.
+nothing, so it is kept (until a later state of its line is dropped and leaves it some tiles of its own: a
+line of strokes is pruned from its tip back). Entries themselves are never deleted.
 """
 
 from __future__ import annotations
@@ -150,17 +151,26 @@ def plan_pruning(
         plan.candidates.append(item.key)
 
     # 2./3. snapshots of unprotected entries: unreachable by undo first, then reachable; oldest first.
+    # A snapshot sharing all its tiles frees nothing and is skipped, until dropping a later state of the
+    # same line leaves some tiles to it alone: hence repeated passes (a line is pruned from its tip back).
     protected = protected_entries(history)
-    prunable = [e.id for e in history if e.snapshot is not None and e.id not in protected]
     reach = set(reachable)
-    for entry_id in sorted(prunable, key=lambda i: (i in reach, i)):
-        if total <= budget:
-            break
-        buffers = snapshot_tiles[entry_id]
-        if tiles.exclusive(buffers) == 0:
-            continue  # every tile is shared: dropping it would lose the state and free nothing
-        total -= tiles.remove(buffers)
-        plan.snapshots.append(entry_id)
+    remaining = sorted(
+        (e.id for e in history if e.snapshot is not None and e.id not in protected), key=lambda i: (i in reach, i)
+    )
+    progress = True
+    while total > budget and progress:
+        progress = False
+        for entry_id in list(remaining):
+            if total <= budget:
+                break
+            buffers = snapshot_tiles[entry_id]
+            if tiles.exclusive(buffers) == 0:
+                continue  # every tile is shared: dropping it would lose the state and free nothing
+            total -= tiles.remove(buffers)
+            plan.snapshots.append(entry_id)
+            remaining.remove(entry_id)
+            progress = True
 
     # 4. thumbnails of entries that have (or are about to have) no snapshot.
     dropped = set(plan.snapshots)
