@@ -77,21 +77,29 @@ def protected_entries(history: History) -> set[int]:
     return keep
 
 
+Buffers = frozenset[tuple[int, int]]  # (identity, bytes)
+
+
 class _Counts:
     """Reference counts of buffers by identity: dropping a holder frees what no other holder shares."""
 
     def __init__(self) -> None:
         self.refs: dict[int, int] = {}
         self.size: dict[int, int] = {}
+        self.total = 0
+
+    def copy(self) -> _Counts:
+        other = _Counts()
+        other.refs, other.size, other.total = dict(self.refs), dict(self.size), self.total
+        return other
 
     def add(self, buffers: Iterable[tuple[int, int]]) -> None:
         for identity, nbytes in buffers:
-            self.refs[identity] = self.refs.get(identity, 0) + 1
-            self.size[identity] = nbytes
-
-    @property
-    def total(self) -> int:
-        return sum(self.size.values())
+            count = self.refs.get(identity, 0)
+            self.refs[identity] = count + 1
+            if count == 0:
+                self.size[identity] = nbytes
+                self.total += nbytes
 
     def exclusive(self, buffers: Iterable[tuple[int, int]]) -> int:
         return sum(nbytes for identity, nbytes in buffers if self.refs[identity] == 1)
@@ -103,17 +111,65 @@ class _Counts:
             if self.refs[identity] == 0:
                 freed += self.size.pop(identity)
                 del self.refs[identity]
+        self.total -= freed
         return freed
 
 
-def _tile_set(arrays: Iterable[TiledArray]) -> set[tuple[int, int]]:
-    return {(id(tile), tile.nbytes) for tiled in arrays for tile in tiled.iter_tiles()}
+def _tile_set(arrays: Iterable[TiledArray]) -> Buffers:
+    return frozenset((id(tile), tile.nbytes) for tiled in arrays for tile in tiled.iter_tiles())
 
 
-def _snapshot_tiles(entry: HistoryEntry) -> set[tuple[int, int]]:
+class TileCensus:
+    """Which tiles a history's snapshots and inputs hold, kept up to date between checks.
+
+    Walking every tile of every snapshot takes about 0.1 s for 300 entries on a 24-megapixel photo; an
+    edit adds one snapshot, so `update` only reads the snapshots and inputs it has not seen (by identity:
+    both are immutable) and forgets the ones that are gone. Keep one census per live history.
+    """
+
+    def __init__(self) -> None:
+        self.counts = _Counts()
+        # (entry id, "snapshot" | "inputs") -> (the objects, which keeps their ids unique; their tiles)
+        self._holders: dict[tuple[int, str], tuple[tuple[object, ...], Buffers]] = {}
+
+    def update(self, history: History) -> None:
+        seen: set[tuple[int, str]] = set()
+        for entry in history:
+            snapshot = entry.snapshot
+            parts: tuple[tuple[str, tuple[object, ...]], ...] = (
+                ("snapshot", (snapshot,) if snapshot is not None else ()),
+                ("inputs", tuple(entry.inputs.values())),
+            )
+            for part, objects in parts:
+                key = (entry.id, part)
+                seen.add(key)
+                old = self._holders.get(key)
+                if old is not None and len(old[0]) == len(objects) and all(a is b for a, b in zip(old[0], objects)):
+                    continue
+                if old is not None:
+                    self.counts.remove(old[1])
+                tiles = _entry_tiles(entry) if part == "snapshot" else _tile_set(entry.inputs.values())
+                self.counts.add(tiles)
+                self._holders[key] = (objects, tiles)
+        for key in [k for k in self._holders if k not in seen]:
+            self.counts.remove(self._holders.pop(key)[1])
+
+    def snapshot_tiles(self, entry_id: int) -> Buffers:
+        held = self._holders.get((entry_id, "snapshot"))
+        return held[1] if held is not None else frozenset()
+
+
+def _entry_tiles(entry: HistoryEntry) -> Buffers:
     if entry.snapshot is None:
-        return set()
+        return frozenset()
     return _tile_set([*(layer.pixels for layer in entry.snapshot.layers), entry.snapshot.mask])
+
+
+def history_bytes(history: History, census: TileCensus | None = None) -> int:
+    """Memory of the history's distinct tiles plus its thumbnails (cheap with a census kept between calls)."""
+    census = census if census is not None else TileCensus()
+    census.update(history)
+    return census.counts.total + sum(e.thumbnail.nbytes for e in history if e.thumbnail is not None)
 
 
 def plan_pruning(
@@ -122,26 +178,25 @@ def plan_pruning(
     *,
     held: Sequence[Held] = (),
     reachable: Collection[int] = (),
+    census: TileCensus | None = None,
 ) -> PrunePlan:
     """What to drop to bring history + `held` within `budget` bytes (nothing when already within it).
 
-    `held` is ordered oldest first; `reachable` names the entries undo/redo can reach.
+    `held` is ordered oldest first; `reachable` names the entries undo/redo can reach; `census`, kept by
+    the caller between calls, makes the common "within budget" answer cost little (see TileCensus).
     """
-    tiles = _Counts()
-    snapshot_tiles = {entry.id: _snapshot_tiles(entry) for entry in history}
-    for buffers in snapshot_tiles.values():
-        tiles.add(buffers)
-    for entry in history:
-        tiles.add(_tile_set(entry.inputs.values()))  # inputs are never dropped: they only pin tiles
+    census = census if census is not None else TileCensus()
+    census.update(history)  # inputs are counted too: never dropped, they only pin tiles
     thumbs = {entry.id: entry.thumbnail.nbytes for entry in history if entry.thumbnail is not None}
     outside = _Counts()
     for item in held:
         outside.add(set(item.buffers))
 
-    total = tiles.total + sum(thumbs.values()) + outside.total
+    total = census.counts.total + sum(thumbs.values()) + outside.total
     plan = PrunePlan(budget=budget, total_before=total, total_after=total)
     if total <= budget:
         return plan
+    tiles = census.counts.copy()  # planning must not change the census: the plan may not be applied
 
     # 1. candidates: applied ones first, then the rest; oldest first within each group.
     for item in [h for h in held if h.applied and not h.keep] + [h for h in held if not h.applied and not h.keep]:
@@ -164,7 +219,7 @@ def plan_pruning(
         for entry_id in list(remaining):
             if total <= budget:
                 break
-            buffers = snapshot_tiles[entry_id]
+            buffers = census.snapshot_tiles(entry_id)
             if tiles.exclusive(buffers) == 0:
                 continue  # every tile is shared: dropping it would lose the state and free nothing
             total -= tiles.remove(buffers)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -125,6 +126,8 @@ class HistoryPanel(QWidget):
         self._icons: dict[int, QIcon] = {}
         self._memory_mib = 0.0
         self._budget_mib: float | None = None
+        # Where the memory figure comes from: the memory budget's census when installed (cheap), else a walk.
+        self.memory_source: Callable[[], int] | None = None
         self.list = QListWidget(self)
         self.list.setIconSize(QSize(ICON, ICON))
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -245,7 +248,8 @@ class HistoryPanel(QWidget):
 
     def _update_memory(self) -> None:
         # Summing the distinct tiles walks every snapshot: done at most every 2 s, never per stroke.
-        self._memory_mib = self.history.memory_bytes() / 2**20 if len(self.history) else 0.0
+        source = self.memory_source or self.history.memory_bytes
+        self._memory_mib = source() / 2**20 if len(self.history) else 0.0
         self._show_memory()
 
     def _show_memory(self) -> None:

@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from inpaint_studio.core.history_budget import Held, PrunePlan, apply_pruning, plan_pruning
+from inpaint_studio.core.history_budget import (
+    Held,
+    PrunePlan,
+    TileCensus,
+    apply_pruning,
+    history_bytes,
+    plan_pruning,
+)
 from inpaint_studio.ui.candidates import Candidate
 
 SETTINGS_BUDGET = "memory/history_budget_mb"
@@ -45,6 +52,7 @@ class MemoryBudget(QObject):
         super().__init__(window)
         self.window = window
         self._generation: Any = None
+        self._census = TileCensus()  # keeps a check at ~1 ms instead of a walk over every tile
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(CHECK_DELAY_MS)
@@ -56,9 +64,11 @@ class MemoryBudget(QObject):
                 self._generation.recorder.changed.disconnect(self._soon)
                 self._generation.worker.job_finished.disconnect(self._soon)
         self._generation = generation
+        self._census = TileCensus()
         generation.recorder.changed.connect(self._soon)
         generation.worker.job_finished.connect(self._soon)
         generation.history_panel.set_budget(self.budget_bytes())
+        generation.history_panel.memory_source = self.history_bytes
 
     def budget_bytes(self) -> int:
         value = self.window.settings.value(SETTINGS_BUDGET, DEFAULT_BUDGET_MB)
@@ -66,6 +76,10 @@ class MemoryBudget(QObject):
             return max(1, int(float(value))) * 2**20
         except (TypeError, ValueError):
             return DEFAULT_BUDGET_MB * 2**20
+
+    def history_bytes(self) -> int:
+        """Memory of the history's snapshots, inputs and thumbnails (what the History panel shows)."""
+        return history_bytes(self._generation.recorder.history, self._census)
 
     def _soon(self, *_args: object) -> None:
         if not self._timer.isActive():  # coalesce: the first change of a burst starts the clock
@@ -88,7 +102,13 @@ class MemoryBudget(QObject):
             for c in candidates
         ]
         history = generation.recorder.history
-        plan = plan_pruning(history, self.budget_bytes(), held=held, reachable=generation.recorder.reachable_ids())
+        plan = plan_pruning(
+            history,
+            self.budget_bytes(),
+            held=held,
+            reachable=generation.recorder.reachable_ids(),
+            census=self._census,
+        )
         if not plan:
             return plan
         by_key = {c.key: c for c in candidates}

@@ -6,7 +6,15 @@ import numpy as np
 
 from inpaint_studio.core.document import Document, Layer
 from inpaint_studio.core.history import TILE, History, TiledArray, capture
-from inpaint_studio.core.history_budget import Held, apply_pruning, plan_pruning, protected_entries, prune_history
+from inpaint_studio.core.history_budget import (
+    Held,
+    TileCensus,
+    apply_pruning,
+    history_bytes,
+    plan_pruning,
+    protected_entries,
+    prune_history,
+)
 from inpaint_studio.core.project import load_project, save_project
 from inpaint_studio.core.project_state import ProjectState
 
@@ -139,3 +147,17 @@ def test_prune_history_is_plan_plus_apply() -> None:
     _doc, history, _ids = build()
     plan = prune_history(history, 0)
     assert plan and all(history[i].snapshot is None for i in plan.snapshots)
+
+
+def test_a_census_kept_between_checks_counts_like_a_full_walk() -> None:
+    doc, history, _ids = build()
+    census = TileCensus()
+    assert history_bytes(history, census) == history.memory_bytes()
+    doc.mask[:] = 7
+    history.add("mask", "Fill", snapshot=capture(doc, history.head.snapshot))
+    plan = plan_pruning(history, history.memory_bytes() // 2, census=census)
+    assert history_bytes(history, census) == history.memory_bytes() == plan.total_before  # planning changed nothing
+    apply_pruning(history, plan)
+    assert history_bytes(history, census) == history.memory_bytes() == plan.total_after
+    history.clear()
+    assert history_bytes(history, census) == 0
