@@ -22,12 +22,14 @@ from typing import Any
 from inpaint_studio import __version__
 from inpaint_studio.core.errors import BadInputError, CancelledError, InpaintStudioError
 from inpaint_studio.core.jobspec import (
+    ATTENTION_CHOICES,
     CLASSIC_MODEL,
     Area,
     ClassicalMethod,
     InpaintJob,
     MaskOptions,
     MemoryMode,
+    SpeedOptions,
 )
 
 SUBCOMMANDS = ("inpaint", "chain", "models", "download", "gui")
@@ -107,6 +109,21 @@ def job_from_args(args: argparse.Namespace) -> InpaintJob:
         classical_method=ClassicalMethod(args.method),
         device=args.device,
         memory_mode=MemoryMode(args.memory),
+        prompt_weighting=args.weighted,
+        refiner=args.refiner,
+        refiner_switch=args.refiner_switch,
+        controlnet=args.controlnet,
+        controlnet_scale=args.control_scale,
+        control_start=args.control_start,
+        control_end=args.control_end,
+        prior_steps=args.prior_steps,
+        prior_guidance_scale=args.prior_guidance,
+        speed=SpeedOptions(
+            attention=args.attention,
+            vae_tiling=args.vae_tiling,
+            channels_last=args.channels_last,
+            compile_unet=args.compile,
+        ),
     ).validate()
 
 
@@ -121,11 +138,13 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     _check_output(out)
     loaded = load_image(Path(args.image))
     mask = load_mask(Path(args.mask), size=loaded.image.size)
+    control = load_image(Path(args.control_image)).image if args.control_image else None
     engine = Engine(allow_download=args.download)
     cancel = CancelToken()
     previous = _cancel_on_sigint(cancel)
     try:
-        result = engine.run(job, loaded.image, mask, on_event=None if args.quiet else ProgressBar(), cancel=cancel)
+        progress = None if args.quiet else ProgressBar()
+        result = engine.run(job, loaded.image, mask, control_image=control, on_event=progress, cancel=cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
     model_name = result.model.get("reference", job.model)
@@ -385,6 +404,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory", choices=[m.value for m in MemoryMode], default="none", help="CPU offload mode")
     p.add_argument("--download", action="store_true", help="download the model if it is not installed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--weighted", action="store_true", help="prompt weighting: (word)1.3, word++, word-- (compel)")
+    p.add_argument("--refiner", default=None, help="an SDXL refiner run after an SDXL model")
+    p.add_argument("--refiner-switch", type=float, default=defaults.refiner_switch, help="share of steps before it")
+    p.add_argument("--controlnet", default=None, help="ControlNet, e.g. lllyasviel/control_v11p_sd15_inpaint")
+    p.add_argument("--control-scale", type=float, default=defaults.controlnet_scale, help="ControlNet strength")
+    p.add_argument("--control-start", type=float, default=defaults.control_start, help="0-1: when it starts")
+    p.add_argument("--control-end", type=float, default=defaults.control_end, help="0-1: when it stops")
+    p.add_argument("--control-image", default=None, help="condition image for non-inpainting ControlNets")
+    p.add_argument("--prior-steps", type=int, default=defaults.prior_steps, help="Kandinsky 2.2 prior steps")
+    p.add_argument("--prior-guidance", type=float, default=defaults.prior_guidance_scale, help="Kandinsky prior")
+    p.add_argument("--attention", choices=list(ATTENTION_CHOICES), default="auto", help="attention kernel")
+    p.add_argument("--vae-tiling", choices=["auto", "on", "off"], default="auto", help="tiled VAE for big areas")
+    p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto", help="UNet memory layout")
+    p.add_argument("--compile", action="store_true", help="torch.compile the UNet (slow first run)")
     p.set_defaults(func=cmd_inpaint)
 
     c = sub.add_parser(

@@ -232,3 +232,34 @@ def test_chain_failure_keeps_the_finished_steps(chain_recipe, capsys):
     record = json.loads((out / "record.json").read_text())
     assert "result" in record["steps"][0] and "result" not in record["steps"][1]
     assert "not installed" in capsys.readouterr().err
+
+
+def test_inpaint_exposes_weighting_controlnet_and_speed_settings(files, tiny_sd_inpaint, tiny_controlnet):
+    image, mask, tmp = files
+    out = tmp / "cn.png"
+    argv = ["inpaint", str(image), "--mask", str(mask), "-o", str(out), "--model", str(tiny_sd_inpaint), "-q"]
+    argv += [
+        "--steps",
+        "2",
+        "--seed",
+        "3",
+        "--prompt",
+        "a (cat)1.2",
+        "--weighted",
+        "--controlnet",
+        str(tiny_controlnet),
+    ]
+    argv += ["--control-scale", "0.7", "--control-end", "0.8", "--attention", "sliced", "--vae-tiling", "on"]
+    assert main(argv) == 0
+    with Image.open(out) as img:
+        assert img.size == (101, 67)
+    assert main([*argv[:-2], "--vae-tiling", "on", "--control-start", "0.9", "--control-end", "0.5"]) == 2
+
+
+def test_inpaint_refuses_malformed_weighting_with_one_line(files, tiny_sd_inpaint, capsys):
+    image, mask, tmp = files
+    argv = ["inpaint", str(image), "--mask", str(mask), "-o", str(tmp / "w.png"), "--model", str(tiny_sd_inpaint)]
+    assert main([*argv, "--prompt", "a (cat", "--weighted", "--steps", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "without a closing ')'" in err[0]
+    assert not (tmp / "w.png").exists()

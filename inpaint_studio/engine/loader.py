@@ -44,6 +44,7 @@ def load_pipeline(info: ModelInfo, device: str, memory_mode: MemoryMode = Memory
     if info.path is None:
         raise ModelUnavailableError(f"{info.name} has no files to load; choose a diffusers model.")
     check_memory_mode(memory_mode, device)
+    _quiet_library_progress()
     dtype = pick_dtype(device)
     common: dict[str, Any] = {"dtype": dtype, "use_safetensors": True}
     try:
@@ -80,6 +81,15 @@ def load_pipeline(info: ModelInfo, device: str, memory_mode: MemoryMode = Memory
         _enable_offload(pipe, memory_mode, device)
     # PyTorch's scaled-dot-product attention is diffusers' default processor on torch 2: nothing to enable.
     return pipe
+
+
+def _quiet_library_progress() -> None:
+    """The libraries' own loading bars go to stderr; the app shows its own progress (CLI bar, GUI)."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def _is_offline_error(exc: BaseException) -> bool:

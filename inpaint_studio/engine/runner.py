@@ -222,6 +222,11 @@ class Engine:
             from inpaint_studio.engine.schedulers import check_scheduler_name
 
             check_scheduler_name(job.scheduler)
+        if job.prompt_weighting:  # a malformed weighting fails before any model is loaded
+            from inpaint_studio.engine.prompts import check_syntax
+
+            check_syntax(job.prompt, "prompt")
+            check_syntax(job.negative_prompt, "negative prompt")
         prepared = self._prepare(job, image, mask)
         info = self.resolve(job.model)
         cancel.raise_if_cancelled()
