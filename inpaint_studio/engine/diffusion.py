@@ -22,6 +22,7 @@ from inpaint_studio.core.jobspec import InpaintJob, OutputSize, Task
 from inpaint_studio.engine import calls, decode, speed
 from inpaint_studio.engine.events import CancelToken, EventSink, JobProgress, JobStarted, LatentHandoff
 from inpaint_studio.engine.models import ControlNetInfo, Family, ModelInfo, component_config
+from inpaint_studio.engine.schedulers import apply_scheduler, build_scheduler
 
 if TYPE_CHECKING:
     from inpaint_studio.engine.runner import Engine, PreparedInput
@@ -101,10 +102,7 @@ class DiffusionJob:
         refiner = self._refiner()
         route = calls.route(self.info, job, str(controlnet.path) if controlnet else None)
         pipe = self.engine.pipelines.get(self.info, self.device, job.memory_mode, route.variant, controlnet)
-        scheduler_config = self.engine.scheduler_config(self.info, pipe)
-        from inpaint_studio.engine.schedulers import apply_scheduler, build_scheduler
-
-        apply_scheduler(pipe, job.scheduler, scheduler_config)
+        apply_scheduler(pipe, job.scheduler, self.engine.scheduler_config(self.info, pipe))
         native = native_resolution(pipe, self.info.family)
         self.work_size, self.out_size = self._sizes(pipe, native)
         self.speed = speed.apply(pipe, speed.resolve(job.speed, self.device, self.work_size, native))
@@ -284,8 +282,6 @@ class DiffusionJob:
         ref.extra["latent_handoff"] = compatible
         # Loading the refiner releases the base model: only one checkpoint is in memory at a time.
         ref.pipe = self.engine.pipelines.get(ref.info, self.device, self.job.memory_mode, ref.route.variant)
-        from inpaint_studio.engine.schedulers import apply_scheduler
-
         apply_scheduler(ref.pipe, self.job.scheduler, self.engine.scheduler_config(ref.info, ref.pipe))
         speed.apply(ref.pipe, self.speed)
         if self.job.prompt_weighting:

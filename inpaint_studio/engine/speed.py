@@ -26,6 +26,8 @@ COMPILE_BACKEND: Any = "inductor"
 _saved_processors: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 # Compiled UNet per original UNet: compiled once, reused by every job and every from_pipe variant.
 _compiled: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+# UNets currently in channels_last layout (converting is a copy of every conv weight: only on a change).
+_channels_last: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def resolve(options: SpeedOptions, device: str, work_size: tuple[int, int], native: int) -> dict[str, Any]:
@@ -104,10 +106,12 @@ def _set_channels_last(pipe: Any, on: bool) -> None:
     import torch
 
     unet = original_unet(pipe.unet)
-    fmt = torch.channels_last if on else torch.contiguous_format
-    if getattr(unet, "_inpaint_studio_channels_last", False) != on:
-        unet.to(memory_format=fmt)
-        unet._inpaint_studio_channels_last = on
+    if (unet in _channels_last) != on:
+        unet.to(memory_format=torch.channels_last if on else torch.contiguous_format)
+        if on:
+            _channels_last.add(unet)
+        else:
+            _channels_last.discard(unet)
 
 
 def _set_compiled(pipe: Any, on: bool) -> None:

@@ -59,6 +59,26 @@ def test_kandinsky_text_to_image_and_its_refusals(engine, tiny_kandinsky_inpaint
         engine.run(kandinsky_job(tiny_kandinsky_inpaint, prompt_weighting=True), image, mask)
 
 
+def test_kandinsky_cancel_stops_in_the_prior_or_the_decoder(engine, tiny_kandinsky_inpaint):
+    from inpaint_studio.core.errors import CancelledError
+    from inpaint_studio.engine.events import CancelToken, JobCancelled, JobProgress
+
+    image, mask = photo(64, 64), box_mask(64, 64, (16, 16, 48, 48))
+    for stop_at in (1, 3):  # in the prior (steps 1-2), in the decoder (steps 3-6)
+        token, events = CancelToken(), []
+
+        def sink(event, token=token, events=events, stop_at=stop_at):
+            events.append(event)
+            if isinstance(event, JobProgress) and event.step == stop_at:
+                token.cancel()
+
+        with pytest.raises(CancelledError):
+            engine.run(kandinsky_job(tiny_kandinsky_inpaint, steps=4), image, mask, on_event=sink, cancel=token)
+        assert isinstance(events[-1], JobCancelled)
+        assert max(e.step for e in events if isinstance(e, JobProgress)) == stop_at
+    assert engine.run(kandinsky_job(tiny_kandinsky_inpaint), image, mask).images
+
+
 # ---- SDXL + refiner ---------------------------------------------------------------------------------------
 
 
