@@ -210,7 +210,7 @@ class InpaintJob:
         if self.refiner is not None and not self.refiner.strip():
             out.append("The refiner is empty; name an SDXL refiner model or leave it unset.")
         if not (0.0 < self.refiner_switch < 1.0):
-            out.append(f"Refiner switch is {self.refiner_switch}; use a fraction between 0 and 1, e.g. 0.8.")
+            out.append(f"Refiner switch is {self.refiner_switch}; use a fraction between 0 and 1 (0.8 is usual).")
         if self.controlnet is not None and not self.controlnet.strip():
             out.append("The ControlNet is empty; name a ControlNet model or leave it unset.")
         if not (0.0 <= self.controlnet_scale <= 2.0):
