@@ -239,13 +239,13 @@ class MainWindow(QMainWindow):
             "Close the work and start again",
         )
         a("open", "&Open…", self.open_dialog, [std.Open], "Open an image, a project (.inpaint) or OpenRaster (.ora)")
-        a("open_project", "Open &Project…", lambda: self.projects.open_project_dialog(), ["Ctrl+Shift+O"])
+        a("open_project", "Open Pro&ject…", lambda: self.projects.open_project_dialog(), ["Ctrl+Shift+O"])
         a("save_project", "&Save Project", lambda: self.projects.save(), ["Ctrl+S"])
         a("save_project_as", "Save Project &As…", lambda: self.projects.save_as_dialog(), ["Ctrl+Shift+S"])
         a("import_ora", "&Import OpenRaster…", lambda: self.projects.import_ora_dialog(), [])
         a(
             "export_ora",
-            "Export Open&Raster…",
+            "Export OpenRas&ter…",
             lambda: self.projects.export_ora_dialog(),
             [],
             "Export the layers and mask",

@@ -113,6 +113,7 @@ class MessageBar(QFrame):
     def _set_actions(self, actions: Sequence[Action]) -> None:
         for button in self._buttons:
             self._layout.removeWidget(button)
+            button.hide()  # now: deleteLater waits for the event loop, and a stale button must not show
             button.deleteLater()
         self._buttons = []
         for index, (label, callback) in enumerate(actions):

@@ -198,6 +198,8 @@ class ProjectController(QObject):
             return False
         self.show_project(project, source)
         self._opened(source)
+        entries = len(project.history) if project.history is not None else 0
+        self.window.statusBar().showMessage(f"Opened {source.name}: {entries} history entries", 5000)
         return True
 
     def open_ora(self, path: str | Path, confirm: bool = True) -> bool:
