@@ -76,6 +76,7 @@ class ProjectController(QObject):
         self.recovered_title: str | None = None  # set while showing recovered, not yet saved work
         self._pending: tuple[Path | None, str | None] = (None, None)  # path, recovered title of the next reset
         self._forced_modified = False
+        self._work = 0  # bumped when other work replaces the document: a late save result must not adopt it
         self._generation: Any = None
         self._saved_fingerprint: tuple[Any, ...] = ()
         self._progress = QProgressBar(window)
@@ -166,6 +167,7 @@ class ProjectController(QObject):
     def _on_document_reset(self) -> None:
         # Every reset (image, project, OpenRaster, new) starts a new piece of work; its file is the pending one.
         (self.path, self.recovered_title), self._pending = self._pending, (None, None)
+        self._work += 1
         self.update_title()
 
     def show_project(self, project: Project, path: Path | None, recovered_title: str | None = None) -> None:
@@ -284,7 +286,7 @@ class ProjectController(QObject):
         self.window.canvas.finish_gesture()
         target = project_target(path)
         state = self.take_state()
-        token = (self.undo_stack.index(), self.recorder.revision)
+        token = (self._work, self.undo_stack.index(), self.recorder.revision)
         budget = self.project_budget_bytes()
 
         def work() -> SaveResult:
@@ -318,10 +320,14 @@ class ProjectController(QObject):
             self.window.setEnabled(True)
         return outcome.get("ok", False)
 
-    def _on_saved(self, result: SaveResult, token: tuple[int, int]) -> None:
-        self.path, self.recovered_title = result.path, None
+    def _on_saved(self, result: SaveResult, token: tuple[int, int, int]) -> None:
         note = ""
-        if token == (self.undo_stack.index(), self.recorder.revision):
+        if token[0] != self._work:  # other work was opened meanwhile: the file is not its file
+            self.window.statusBar().showMessage(f"Saved {result.path.name} in {result.seconds:.1f} s", 5000)
+            self.window._add_recent(str(result.path))
+            return
+        self.path, self.recovered_title = result.path, None
+        if token == (self._work, self.undo_stack.index(), self.recorder.revision):
             self.mark_saved()
         else:
             note = " The edits made while it was saving are not in it yet; save again to include them."

@@ -219,6 +219,21 @@ def test_saving_a_big_document_keeps_the_window_responsive(window: MainWindow, t
     assert load_project(tmp_path / "big.inpaint").document.size == (w, h)
 
 
+def test_edits_or_other_work_during_a_save_are_not_marked_saved(opened: MainWindow, tmp_path, qtbot) -> None:
+    set_mask(opened, (10, 10, 50, 50))
+    with qtbot.waitSignal(opened.projects.saved, timeout=30_000):
+        opened.projects.save_to(tmp_path / "a.inpaint")
+        set_mask(opened, (60, 60, 90, 90))  # while the save runs
+    assert opened.isWindowModified() and "not in it yet" in opened.message_bar.text()
+    assert len(load_project(tmp_path / "a.inpaint").history) == 2
+    opened.undo_stack.setClean()
+    opened.projects.save_to(tmp_path / "b.inpaint")
+    opened.open_image(Image.new("RGB", (8, 8)), "other")  # before the save has finished
+    opened.projects.wait_idle()
+    assert opened.projects.path is None and opened.windowTitle().startswith("other")
+    assert load_project(tmp_path / "b.inpaint").document.size == (240, 160)
+
+
 def test_a_failed_save_says_why_and_keeps_the_work(opened: MainWindow, tmp_path, qtbot) -> None:
     set_mask(opened, (10, 10, 50, 50))
     blocker = tmp_path / "not-a-folder"
