@@ -98,9 +98,12 @@ def test_nan_from_the_denoiser_says_what_to_do(engine, tiny_sd_inpaint, monkeypa
 
 
 def _http_response(status: int):
-    import httpx2
-
-    return httpx2.Response(status, request=httpx2.Request("GET", "https://huggingface.co/api/models/x"))
+    """A response object of the HTTP library this huggingface_hub uses (httpx2 from 2.x, httpx before)."""
+    try:
+        import httpx2 as http
+    except ImportError:
+        import httpx as http
+    return http.Response(status, request=http.Request("GET", "https://huggingface.co/api/models/x"))
 
 
 @pytest.mark.parametrize(
