@@ -542,3 +542,13 @@ def test_window_title_for_a_file_opened_from_the_command_line(window: MainWindow
     path = save_project(make_project(), tmp_path / "cli.inpaint")
     window.open_or_insert([str(path)])
     assert window.windowTitle() == "cli.inpaint[*] — Inpaint Studio" and not window.isWindowModified()
+
+
+def test_new_project_asks_about_unsaved_work_then_empties_the_window(opened: MainWindow, monkeypatch) -> None:
+    asked: list[object] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Discard)
+    set_mask(opened, (1, 1, 9, 9))
+    opened.actions["new_project"].trigger()
+    assert len(asked) == 1 and opened.document.is_empty
+    assert opened.windowTitle() == "Inpaint Studio" and not opened.isWindowModified()
+    assert not opened.actions["save_project"].isEnabled() and len(opened.generation.recorder.history) == 0
