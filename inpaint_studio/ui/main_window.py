@@ -509,8 +509,8 @@ class MainWindow(QMainWindow):
             "exif": loaded.exif,
             "parameters": loaded.parameters,
         }
-        self._set_document(document)
-        self._add_recent(str(path))
+        self.set_document(document)
+        self.add_recent(str(path))
         self.settings.setValue("last_dir", str(Path(path).parent))
         self.document_opened.emit(str(path))
         if loaded.parameters and looks_like_parameters(loaded.parameters):
@@ -521,10 +521,11 @@ class MainWindow(QMainWindow):
         """Make an in-memory image the document (no unsaved-work question: callers ask first)."""
         document = Document.from_image(image, name="Background")
         document.metadata = {"path": "", "name": name}
-        self._set_document(document)
+        self.set_document(document)
         self.document_opened.emit("")
 
-    def _set_document(self, document: Document) -> None:
+    def set_document(self, document: Document) -> None:
+        """Make `document` the window's work (the one Document takes it over); undo starts empty."""
         self._canvas.finish_gesture()
         self._document.reset_from(document)
         self._undo_stack.clear()
@@ -735,7 +736,8 @@ class MainWindow(QMainWindow):
             return [value]
         return [str(v) for v in value or []]
 
-    def _add_recent(self, path: str) -> None:
+    def add_recent(self, path: str) -> None:
+        """Put a file first in Open Recent."""
         path = str(Path(path).resolve()) if Path(path).exists() else path
         files = [path] + [p for p in self.recent_files() if p != path]
         self.settings.setValue(RECENT_KEY, files[:MAX_RECENT])

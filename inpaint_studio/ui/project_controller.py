@@ -174,7 +174,7 @@ class ProjectController(QObject):
         """Make a loaded project the window's document: layers, mask, history and Generate settings."""
         self.recorder.adopt_next(project.history)
         self._pending = (path, recovered_title)
-        self.window._set_document(project.document)
+        self.window.set_document(project.document)
         self._forced_modified = recovered_title is not None  # recovered work is not saved anywhere yet
         if project.generate:
             try:
@@ -213,7 +213,7 @@ class ProjectController(QObject):
         if imported is None:
             return False
         imported.document.metadata = {"path": str(source)}
-        self.window._set_document(imported.document)
+        self.window.set_document(imported.document)
         self._opened(source)
         if imported.notes:
             self.window.message_bar.show_info(" ".join(imported.notes))
@@ -223,12 +223,12 @@ class ProjectController(QObject):
         """Close the work (asking to save it) and start again from an empty window."""
         if not self.window.maybe_save():
             return False
-        self.window._set_document(Document())
+        self.window.set_document(Document())
         self.window.message_bar.show_info("Open an image (Ctrl+O) or paste one (Ctrl+V) to start the new project.")
         return True
 
     def _opened(self, path: Path) -> None:
-        self.window._add_recent(str(path))
+        self.window.add_recent(str(path))
         self.window.settings.setValue("last_dir", str(path.parent))
         self.window.document_opened.emit(str(path))
 
@@ -324,7 +324,7 @@ class ProjectController(QObject):
         note = ""
         if token[0] != self._work:  # other work was opened meanwhile: the file is not its file
             self.window.statusBar().showMessage(f"Saved {result.path.name} in {result.seconds:.1f} s", 5000)
-            self.window._add_recent(str(result.path))
+            self.window.add_recent(str(result.path))
             return
         self.path, self.recovered_title = result.path, None
         if token == (self._work, self.undo_stack.index(), self.recorder.revision):
@@ -337,7 +337,7 @@ class ProjectController(QObject):
         self.window.statusBar().showMessage(f"Saved {result.path.name} in {result.seconds:.1f} s", 5000)
         if note:
             self.window.message_bar.show_info(f"Saved {result.path.name}.{note}")
-        self.window._add_recent(str(result.path))
+        self.window.add_recent(str(result.path))
         self.window.settings.setValue(SETTINGS_PROJECT_DIR, str(result.path.parent))
         self.saved.emit(str(result.path))
 

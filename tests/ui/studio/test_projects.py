@@ -527,7 +527,7 @@ def test_open_recent_reopens_projects_and_openraster(opened: MainWindow, tmp_pat
         save(opened, target, qtbot)
     else:
         assert opened.projects.export_ora(target, wait=True)
-        opened._add_recent(str(target))
+        opened.add_recent(str(target))
     opened.open_image(Image.new("RGB", (8, 8)), "other")
     opened._fill_recent_menu()
     entry = next(a for a in opened._recent_menu.actions() if a.toolTip() == str(target.resolve()))
