@@ -32,7 +32,7 @@ from inpaint_studio.core.jobspec import (
     SpeedOptions,
 )
 
-SUBCOMMANDS = ("inpaint", "chain", "models", "download", "gui")
+SUBCOMMANDS = ("inpaint", "chain", "replay", "models", "download", "gui")
 
 
 # ---- progress ---------------------------------------------------------------------------------------------
@@ -307,6 +307,67 @@ def cmd_chain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from inpaint_studio.core.imageio import save_image
+    from inpaint_studio.core.parameters import format_parameters
+    from inpaint_studio.core.project import load_project
+    from inpaint_studio.engine.events import CancelToken
+    from inpaint_studio.engine.replay import GENERATION_KINDS, replay
+    from inpaint_studio.engine.runner import Engine
+
+    project = load_project(Path(args.project))
+    history = project.history
+    if history is None or not len(history):
+        raise BadInputError(f"The project {args.project} has no history to replay.")
+    if args.list:
+        path = set(history.ancestors(history.head_id)) if history.head_id is not None else set()
+        for entry in history:
+            mark = "*" if entry.id in path else " "
+            seed = entry.params.get("seed", "")
+            print(f"{mark} #{entry.id:<4} {entry.kind:<9} seed {seed!s:<11} {entry.title}")
+        print("(* = on the current branch; generations are", ", ".join(GENERATION_KINDS) + ")")
+        return 0
+    if not args.output:
+        raise BadInputError("Say where to write the results with -o OUT_DIR.")
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    engine = Engine(allow_download=args.download)
+    cancel = CancelToken()
+    previous = _cancel_on_sigint(cancel)
+    differing = 0
+    try:
+        steps = replay(
+            history,
+            engine.run,
+            start=args.from_entry,
+            until=args.until,
+            seed=args.seed,
+            model=args.model,
+            on_event=None if args.quiet else ProgressBar(),
+            cancel=cancel,
+        )
+        for step in steps:
+            image = step.image
+            params = format_parameters(
+                step.job, width=image.width, height=image.height, seed=step.job.seed or 0, model_name=step.job.model
+            )
+            path = out_dir / f"{step.entry_id:03d}-{_slug(step.title)}.png"
+            save_image(image, path, parameters=params, icc_profile=project.document.metadata.get("icc_profile"))
+            verdict = {True: "identical to the record", False: "differs from the record", None: "not compared"}
+            differing += step.identical is False
+            print(f"{path}  entry #{step.entry_id}  seed {step.job.seed}  {verdict[step.identical]}")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if differing and args.seed is None and args.model is None:
+        print(
+            f"inpaint-studio: {differing} result(s) differ from the record; the model files or device differ "
+            "from the ones that made them.",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from inpaint_studio.engine.catalog import catalog, installed_models
 
@@ -433,6 +494,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--download", action="store_true", help="download models that are not installed")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_chain)
+
+    r = sub.add_parser("replay", help="re-run a project's recorded generations headless")
+    r.add_argument("project", help="an .inpaint project file")
+    r.add_argument("-o", "--output", help="folder for the results (one PNG per generation, with parameters)")
+    r.add_argument("--list", action="store_true", help="list the history entries and exit")
+    r.add_argument("--from", dest="from_entry", type=int, help="start at this generation entry (default: first)")
+    r.add_argument("--until", type=int, help="the branch ending at this entry (default: the current one)")
+    r.add_argument("--seed", type=int, help="a new seed for the first replayed entry: a new branch")
+    r.add_argument("--model", help="another model for the first replayed entry: a new branch")
+    r.add_argument("--download", action="store_true", help="download a model that is not installed")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_replay)
 
     m = sub.add_parser("models", help="list the model catalog and the installed models")
     m.add_argument("--json", action="store_true")

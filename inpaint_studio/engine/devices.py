@@ -71,4 +71,5 @@ def describe_device(device: str) -> str:
         return f"{props.name} ({props.total_memory / 2**30:.0f} GB)"
     if device == "mps":
         return "Apple GPU (MPS)"
-    return f"CPU ({torch.get_num_threads()} threads of {os.cpu_count()})"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'' if threads == 1 else 's'} of {os.cpu_count()} cores)"

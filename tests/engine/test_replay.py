@@ -93,3 +93,23 @@ def test_replay_plan_refuses_what_cannot_be_replayed(saved_project):
     with pytest.raises(BadInputError, match="empty"):
         replay_plan(History())
     assert [e.id for e in replay_plan(history, until=first)] == [first]
+
+
+def test_cli_replay_lists_reproduces_and_branches(saved_project, tmp_path, capsys):
+    from inpaint_studio.cli import main
+
+    path, (first, second, _classic) = saved_project
+    assert main(["replay", str(path), "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert f"#{first}" in listing and "generate" in listing and "seed 11" in listing
+    out = tmp_path / "replayed"
+    assert main(["replay", str(path), "-o", str(out), "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("identical to the record") == 3
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) == 3 and files[0].startswith(f"{first:03d}-")
+    branch = tmp_path / "branch"
+    assert main(["replay", str(path), "-o", str(branch), "--from", str(second), "--seed", "5", "-q"]) == 0
+    assert "seed 5" in capsys.readouterr().out
+    assert main(["replay", str(path), "-o", str(branch), "--from", "1"]) == 2
+    assert "not a generation" in capsys.readouterr().err
