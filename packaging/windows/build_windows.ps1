@@ -48,11 +48,12 @@ $Bundle = "$Build\dist\inpaint-studio"
 Write-Host "== smoke tests (bundle copied outside the checkout, no venv on PATH)"
 $Models = "$Build\smoke-models"
 Invoke-Checked "tiny models" { & $Py -c "import sys; sys.path.insert(0, '.'); from pathlib import Path; from tests.tiny_models import BUILDERS; [BUILDERS[n](Path(sys.argv[1]) / n) for n in ('sd_inpaint', 'sdxl_inpaint')]" $Models }
-$Smoke = Join-Path $env:RUNNER_TEMP "inpaint-smoke"
-if (-not $env:RUNNER_TEMP) { $Smoke = Join-Path $env:TEMP "inpaint-smoke" }
+$TempRoot = if ($env:RUNNER_TEMP) { $env:RUNNER_TEMP } else { $env:TEMP }
+$Smoke = Join-Path $TempRoot "inpaint-smoke"
 Remove-Item -Recurse -Force $Smoke -ErrorAction SilentlyContinue
 Copy-Item -Recurse $Bundle "$Smoke\inpaint-studio"
 $Cli = "$Smoke\inpaint-studio\inpaint-studio-cli.exe"
+$Saved = @{ PATH = $env:PATH; USERPROFILE = $env:USERPROFILE; APPDATA = $env:APPDATA; LOCALAPPDATA = $env:LOCALAPPDATA }
 $env:QT_QPA_PLATFORM = "offscreen"
 $env:PATH = "C:\Windows\System32;C:\Windows"  # nothing of the build venv or Python on PATH
 Push-Location $Smoke
@@ -61,7 +62,10 @@ try {
     Invoke-Checked "smoke (full)" { & $Cli --smoke-test "$Smoke\full" --model "$Models\sd_inpaint" --cli-model "$Models\sdxl_inpaint" }
     $env:USERPROFILE = "$Smoke\home-first"; $env:APPDATA = "$Smoke\home-first\AppData"; $env:LOCALAPPDATA = "$Smoke\home-first\Local"
     Invoke-Checked "smoke (first run)" { & $Cli --smoke-test "$Smoke\first-run" --first-run }
-} finally { Pop-Location }
+} finally {
+    Pop-Location
+    foreach ($name in $Saved.Keys) { Set-Item "env:$name" $Saved[$name] }  # choco and iscc need the real PATH
+}
 Copy-Item "$Smoke\full\smoke-report.json" "$Build\artifacts\smoke-report-windows-$Variant-full.json"
 Copy-Item "$Smoke\first-run\smoke-report.json" "$Build\artifacts\smoke-report-windows-$Variant-first-run.json"
 

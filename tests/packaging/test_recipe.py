@@ -124,6 +124,26 @@ def test_the_spec_bundles_what_entry_py_imports():
     assert "entry.py" in spec_text and "bundle_config" in spec_text
 
 
+def test_windowed_executable_gets_a_log_file_for_its_missing_console(monkeypatch, tmp_path):
+    entry = _load("inpaint_entry", PACKAGING / "entry.py")
+    monkeypatch.setattr("platformdirs.user_log_dir", lambda *args, **kwargs: str(tmp_path / "logs"))
+    monkeypatch.setattr(sys, "stderr", None)
+    monkeypatch.setattr(sys, "stdout", None)
+    log_file = entry.ensure_streams()
+    assert log_file == tmp_path / "logs" / entry.LOG_NAME
+    print("engine start-up failed", file=sys.stderr)  # tqdm and logging write here
+    sys.stderr.flush()
+    assert "engine start-up failed" in log_file.read_text(encoding="utf-8")
+    sys.stderr.close()
+
+
+def test_console_streams_are_left_alone():
+    entry = _load("inpaint_entry", PACKAGING / "entry.py")
+    before = (sys.stdout, sys.stderr)
+    assert entry.ensure_streams() is None
+    assert (sys.stdout, sys.stderr) == before
+
+
 # ---- exclusions and trims never touch what the app uses -----------------------------------------------------
 
 
