@@ -13,17 +13,6 @@ from inpaint_studio.cli import main
 from inpaint_studio.core.parameters import parse_parameters
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """In-process diffusion runs use one torch thread (see tests/engine/conftest.py for the measurement)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture
 def files(tmp_path):
     rng = np.random.default_rng(0)

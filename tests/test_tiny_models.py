@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +14,6 @@ from tests.tiny_models import BOS_ID, EOS_ID, TOKENIZER_MAX_LENGTH, make_tokeniz
 
 SIZE = 64
 STEPS = 2
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread() -> Iterator[None]:
-    """Run these tiny models on one thread, restoring the setting afterwards.
-
-    The models are so small that a second thread gains ~20%, but on a shared, busy 2-core machine OpenMP's
-    spin-waiting made the same file take 10x longer (and burn the CPU time other jobs needed).
-    """
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(autouse=True)
