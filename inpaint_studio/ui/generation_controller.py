@@ -27,6 +27,7 @@ from inpaint_studio.core.errors import BadInputError, InpaintStudioError
 from inpaint_studio.core.history import HistoryEntry, TiledArray, result_sources
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.core.parameters import job_overrides_from_parameters, parse_parameters
+from inpaint_studio.core.results import result_layer_pixels
 from inpaint_studio.engine.events import JobCancelled, JobFailed, JobFinished, JobProgress, JobStarted
 from inpaint_studio.ui.candidates import Candidate, CandidateStrip
 from inpaint_studio.ui.canvas_overlay import CanvasOverlay
@@ -54,23 +55,6 @@ class Submitted:
     derived_from: tuple[int, ...]
     rerun_of: int | None
     document_serial: int
-
-
-def result_layer_pixels(result_image: np.ndarray, input_image: np.ndarray) -> np.ndarray:
-    """RGBA pixels of a result layer: the result where it differs from the job's input, transparent elsewhere.
-
-    Composited over the document the job saw, this reproduces the engine's output exactly, while the
-    layer stays non-destructive (editing the layers below keeps showing outside the changed area).
-    """
-    result = np.asarray(result_image)
-    source = np.asarray(input_image)
-    channels = min(result.shape[2], source.shape[2])
-    changed = (result[..., :channels] != source[..., :channels]).any(axis=2)
-    rgba = np.zeros((*result.shape[:2], 4), np.uint8)
-    rgba[..., :3] = result[..., :3]
-    alpha = result[..., 3] if result.shape[2] == 4 else np.full(result.shape[:2], 255, np.uint8)
-    rgba[..., 3] = np.where(changed, alpha, 0)
-    return rgba
 
 
 def generation_params(candidate: Candidate) -> dict[str, Any]:
