@@ -14,6 +14,7 @@ from inpaint_studio.core.jobspec import Area, InpaintJob, MaskOptions, MemoryMod
 from inpaint_studio.core.masks import feather, grow
 from inpaint_studio.engine.events import CancelToken, JobCancelled, JobFinished, JobProgress, JobStarted
 from inpaint_studio.engine.runner import Engine
+from tests.engine.helpers import box_mask, photo
 
 
 @pytest.fixture(scope="module")
@@ -21,21 +22,6 @@ def engine() -> Engine:
     eng = Engine()
     yield eng
     eng.release()
-
-
-def photo(width: int, height: int, seed: int = 0) -> Image.Image:
-    """A smooth, photo-like test image (gradients + noise) of the given size."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = np.stack([x / width * 200, y / height * 200, (x + y) / (width + height) * 255], axis=-1)
-    return Image.fromarray(np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8))
-
-
-def box_mask(width: int, height: int, box: tuple[int, int, int, int]) -> np.ndarray:
-    mask = np.zeros((height, width), np.uint8)
-    left, top, right, bottom = box
-    mask[top:bottom, left:right] = 255
-    return mask
 
 
 def job_for(model, **kw) -> InpaintJob:
