@@ -47,6 +47,7 @@ import base64
 import dataclasses
 import hashlib
 import io
+import math
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
@@ -577,42 +578,118 @@ class History:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], tiles: Mapping[str, np.ndarray] | None = None) -> History:
-        """Rebuild a history; snapshots are restored when `tiles` holds every tile they name."""
+        """Rebuild a history; snapshots are restored when `tiles` holds every tile they name.
+
+        The data comes from a file, so it is checked, not trusted. Raises ValueError (saying what is wrong)
+        when the graph cannot be the one a session built: entries that are not objects, ids that are not
+        ascending whole numbers, a parent that is not an earlier entry (so no cycles), an unknown kind, a
+        time that is not a date, a head that is not an entry. Parts that only serve display are dropped
+        instead of refusing the whole history: a thumbnail that does not decode (it is rendered again from
+        the snapshot) and a snapshot or recorded input whose tiles are missing or do not fit its size (the
+        entry keeps its parameters, without a viewable state).
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError("the history is not an object")
         history = cls()
         if tiles is not None:
             tiles = _read_only_tiles(tiles)
-        for item in data.get("entries", []):
-            thumbnail = None
-            if item.get("thumbnail_png"):
-                png = base64.b64decode(item["thumbnail_png"])
-                thumbnail = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
-            snapshot = None
-            inputs: dict[str, TiledArray] = {}
-            if item.get("snapshot") is not None and tiles is not None:
-                snapshot = _snapshot_from_dict(item["snapshot"], tiles)
-            if tiles is not None:
-                try:
-                    inputs = {k: _tiled_from_dict(v, tiles) for k, v in item.get("inputs", {}).items()}
-                except KeyError:
-                    inputs = {}
-            entry = HistoryEntry(
-                id=int(item["id"]),
-                parent_id=item.get("parent_id"),
-                kind=item["kind"],
-                title=item["title"],
-                time=float(item["time"]),
-                duration_s=float(item.get("duration_s", 0.0)),
-                params=dict(item.get("params", {})),
-                thumbnail=thumbnail,
-                snapshot=snapshot,
-                derived_from=tuple(item.get("derived_from", ())),
-                inputs=inputs,
-            )
+        items = data.get("entries", [])
+        if not isinstance(items, list):
+            raise ValueError("the history's entries are not a list")
+        for position, item in enumerate(items, 1):
+            entry = _entry_from_dict(item, position, history.entries, tiles)
             history.entries[entry.id] = entry
             history._children.setdefault(entry.parent_id, []).append(entry.id)
-        history.head_id = data.get("head_id")
-        history._next_id = int(data.get("next_id", max(history.entries, default=0) + 1))
+        head = data.get("head_id")
+        if head is not None and (not _is_int(head) or head not in history.entries):
+            raise ValueError(f"the current entry {head!r:.20} is not in the history")
+        history.head_id = head
+        last = max(history.entries, default=0)
+        next_id = data.get("next_id", last + 1)
+        if not _is_int(next_id) or next_id <= last:
+            next_id = last + 1  # only decides the next new entry's number: repair it
+        history._next_id = next_id
         return history
+
+
+MAX_THUMBNAIL_SIDE = 1024
+MAX_SNAPSHOT_PIXELS = 250_000_000  # as core.project.MAX_PIXELS: a state is never larger than a document
+LAST_TIMESTAMP = 253_402_300_799.0  # 9999-12-31: what datetime (the History panel's clock) can show
+_LAYER_KINDS = ("base", "result", "paint")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float (JSON numbers; true/false are not numbers)."""
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _entry_from_dict(
+    item: Any, position: int, earlier: Mapping[int, HistoryEntry], tiles: Mapping[str, np.ndarray] | None
+) -> HistoryEntry:
+    where = f"history entry {position}"
+    if not isinstance(item, Mapping):
+        raise ValueError(f"{where} is not an object")
+    entry_id = item.get("id")
+    if not _is_int(entry_id) or entry_id < 1 or (earlier and entry_id <= max(earlier)):
+        raise ValueError(f"{where} has the id {entry_id!r:.20}, not a new ascending number")
+    parent_id = item.get("parent_id")
+    if parent_id is not None and (not _is_int(parent_id) or parent_id not in earlier):
+        raise ValueError(f"entry #{entry_id}'s parent {parent_id!r:.20} is not an earlier entry")
+    kind, title = item.get("kind"), item.get("title")
+    if kind not in KINDS or not isinstance(title, str):
+        raise ValueError(f"entry #{entry_id} has no valid kind or title")
+    when, duration = item.get("time"), item.get("duration_s", 0.0)
+    if not _is_number(when) or not 0 <= when <= LAST_TIMESTAMP:
+        raise ValueError(f"entry #{entry_id}'s time {when!r:.20} is not a date")
+    if not _is_number(duration) or duration < 0:
+        raise ValueError(f"entry #{entry_id}'s duration {duration!r:.20} is not a number of seconds")
+    params = item.get("params", {})
+    if not isinstance(params, Mapping):
+        raise ValueError(f"entry #{entry_id}'s parameters are not an object")
+    derived = item.get("derived_from", [])
+    if not isinstance(derived, list) or not all(_is_int(i) for i in derived):
+        raise ValueError(f"entry #{entry_id}'s sources are not entry numbers")
+    snapshot = None
+    inputs: dict[str, TiledArray] = {}
+    if tiles is not None:
+        if item.get("snapshot") is not None:
+            snapshot = _snapshot_from_dict(item["snapshot"], tiles)
+        raw_inputs = item.get("inputs", {})
+        if isinstance(raw_inputs, Mapping):
+            loaded = {str(k): _tiled_from_dict(v, tiles) for k, v in raw_inputs.items()}
+            if all(v is not None for v in loaded.values()):
+                inputs = {k: v for k, v in loaded.items() if v is not None}
+    return HistoryEntry(
+        id=entry_id,
+        parent_id=parent_id,
+        kind=kind,
+        title=title,
+        time=float(when),
+        duration_s=float(duration),
+        params=dict(params),
+        thumbnail=_thumbnail_from_png(item.get("thumbnail_png")),
+        snapshot=snapshot,
+        derived_from=tuple(i for i in derived if i in earlier),
+        inputs=inputs,
+    )
+
+
+def _thumbnail_from_png(text: Any) -> np.ndarray | None:
+    """A stored thumbnail (base64 PNG), or None when there is none or it does not decode."""
+    if not isinstance(text, str) or not text or len(text) > 4 * 2**20:
+        return None
+    try:
+        png = base64.b64decode(text, validate=True)
+        with Image.open(io.BytesIO(png), formats=["PNG"]) as image:
+            if max(image.size) > MAX_THUMBNAIL_SIDE:
+                return None
+            return np.asarray(image.convert("RGBA"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None  # a display-only picture: rendered again from the snapshot when it has one
 
 
 def tile_key(tile: np.ndarray) -> str:
@@ -644,11 +721,41 @@ def _tiled_to_dict(tiled: TiledArray, keys: _TileKeys) -> dict[str, Any]:
     }
 
 
-def _tiled_from_dict(data: Mapping[str, Any], tiles: Mapping[str, np.ndarray]) -> TiledArray:
-    # The same read-only array object serves every reference to a key: loaded snapshots share tiles
-    # exactly as the live ones did (copying per reference made a 20-entry history 20x larger and slow).
-    rows = tuple(tuple(tiles[key] for key in row) for row in data["tiles"])
-    return TiledArray(tuple(data["shape"]), np.dtype(data["dtype"]), rows)
+def _tiled_from_dict(data: Any, tiles: Mapping[str, np.ndarray]) -> TiledArray | None:
+    """A TiledArray naming stored tiles, or None when a tile is missing or the grid does not fit its shape.
+
+    The same read-only array object serves every reference to a key: loaded snapshots share tiles exactly
+    as the live ones did (copying per reference made a 20-entry history 20x larger and slow).
+    """
+    if not isinstance(data, Mapping):
+        return None
+    shape, dtype, rows = data.get("shape"), data.get("dtype"), data.get("tiles")
+    if (
+        not isinstance(shape, list)
+        or len(shape) not in (2, 3)
+        or not all(_is_int(v) and v > 0 for v in shape)
+        or dtype != "uint8"
+        or not isinstance(rows, list)
+        or shape[0] * shape[1] > MAX_SNAPSHOT_PIXELS
+    ):
+        return None
+    height, width = shape[0], shape[1]
+    expected_rows, expected_cols = -(-height // TILE), -(-width // TILE)
+    if len(rows) != expected_rows:
+        return None
+    out_rows = []
+    for ty, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != expected_cols:
+            return None
+        tiles_row = []
+        for tx, key in enumerate(row):
+            tile = tiles.get(key) if isinstance(key, str) else None
+            want = (min(TILE, height - ty * TILE), min(TILE, width - tx * TILE), *shape[2:])
+            if tile is None or tile.shape != want or tile.dtype != np.uint8:
+                return None
+            tiles_row.append(tile)
+        out_rows.append(tuple(tiles_row))
+    return TiledArray(tuple(shape), np.dtype(np.uint8), tuple(out_rows))
 
 
 def _read_only_tiles(tiles: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -699,28 +806,53 @@ def _entry_to_dict(entry: HistoryEntry, keys: _TileKeys) -> dict[str, Any]:
     }
 
 
-def _snapshot_from_dict(data: Mapping[str, Any], tiles: Mapping[str, np.ndarray]) -> DocumentSnapshot | None:
-    try:
-        layers = tuple(
+def _snapshot_from_dict(data: Any, tiles: Mapping[str, np.ndarray]) -> DocumentSnapshot | None:
+    """A stored snapshot, or None when it is incomplete or inconsistent (see History.from_dict)."""
+    if not isinstance(data, Mapping):
+        return None
+    width, height, raw_layers = data.get("width"), data.get("height"), data.get("layers")
+    if not (_is_int(width) and _is_int(height) and width > 0 and height > 0 and isinstance(raw_layers, list)):
+        return None
+    mask = _tiled_from_dict(data.get("mask"), tiles)
+    if mask is None or mask.shape != (height, width):
+        return None
+    layers = []
+    for la in raw_layers:
+        if not isinstance(la, Mapping):
+            return None
+        pixels = _tiled_from_dict(la.get("pixels"), tiles)
+        opacity, metadata = la.get("opacity", 1.0), la.get("metadata", {})
+        if (
+            pixels is None
+            or pixels.shape != (height, width, 4)
+            or not isinstance(la.get("id"), str)
+            or not isinstance(la.get("name"), str)
+            or la.get("kind") not in _LAYER_KINDS
+            or not isinstance(la.get("visible", True), bool)
+            or not _is_number(opacity)
+            or not 0 <= opacity <= 1
+            or not isinstance(metadata, Mapping)
+        ):
+            return None
+        layers.append(
             LayerSnapshot(
                 id=la["id"],
                 name=la["name"],
                 kind=la["kind"],
-                visible=bool(la["visible"]),
-                opacity=float(la["opacity"]),
-                metadata=dict(la.get("metadata", {})),
-                pixels=_tiled_from_dict(la["pixels"], tiles),
+                visible=la.get("visible", True),
+                opacity=float(opacity),
+                metadata=dict(metadata),
+                pixels=pixels,
             )
-            for la in data["layers"]
         )
-        mask = _tiled_from_dict(data["mask"], tiles)
-    except KeyError:
-        return None  # a tile is missing: the entry keeps its parameters, without a viewable state
+    if len({layer.id for layer in layers}) != len(layers):
+        return None
+    active = data.get("active_layer_id")
     return DocumentSnapshot(
-        width=int(data["width"]),
-        height=int(data["height"]),
-        layers=layers,
-        active_layer_id=data.get("active_layer_id"),
+        width=width,
+        height=height,
+        layers=tuple(layers),
+        active_layer_id=active if isinstance(active, str) else None,
         mask=mask,
     )
 

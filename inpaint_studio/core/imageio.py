@@ -539,7 +539,9 @@ def _float_to_l(im: Image.Image) -> Image.Image:
     scale = 255.0 if hi <= 1.0 else 1.0
 
     def convert(block: np.ndarray) -> np.ndarray:
-        block = np.nan_to_num(block.astype(np.float64), nan=0.0, posinf=255.0 / scale, neginf=0.0)
+        # A signalling NaN in the file makes the cast itself warn; it becomes 0 like any other NaN.
+        with np.errstate(invalid="ignore"):
+            block = np.nan_to_num(block.astype(np.float64), nan=0.0, posinf=255.0 / scale, neginf=0.0)
         return np.rint(block * scale)
 
     return Image.fromarray(_map_blocks(array, convert), "L")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -256,18 +257,25 @@ class InpaintJob:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InpaintJob:
-        """Build a job from plain data; unknown keys are an error (a typo must not pass silently)."""
+    def from_dict(cls, data: Mapping[str, Any]) -> InpaintJob:
+        """Build a job from plain data; unknown keys are an error (a typo must not pass silently).
+
+        Records come from files (projects, recipes, history), so every value's type is checked here: a
+        job built from data never fails later with a type error, only with the sentences of `problems()`.
+        Whole numbers are accepted where a fraction is expected; true/false is not a number.
+        """
+        if not isinstance(data, Mapping):
+            raise BadInputError(f"A job must be a set of named settings, not {type(data).__name__}.")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(k) for k in set(data) - known)
         if unknown:
             raise BadInputError(f"Unknown job setting(s): {', '.join(unknown)}; check the spelling.")
         kwargs = dict(data)
         try:
-            if "mask" in kwargs and isinstance(kwargs["mask"], dict):
-                kwargs["mask"] = MaskOptions(**kwargs["mask"])
-            if "speed" in kwargs and isinstance(kwargs["speed"], dict):
-                kwargs["speed"] = SpeedOptions(**kwargs["speed"])
+            if "mask" in kwargs:
+                kwargs["mask"] = _options_from(MaskOptions, kwargs["mask"], "mask")
+            if "speed" in kwargs:
+                kwargs["speed"] = _options_from(SpeedOptions, kwargs["speed"], "speed")
             for name, enum in (
                 ("area", Area),
                 ("output_size", OutputSize),
@@ -279,4 +287,82 @@ class InpaintJob:
                     kwargs[name] = enum(kwargs[name])
         except (TypeError, ValueError) as exc:
             raise BadInputError(f"A job setting has a value that is not allowed: {exc}.") from exc
+        for name, value in kwargs.items():
+            _check_kind(name, value, _FIELD_KINDS[name])
         return cls(**kwargs)
+
+
+# What each plain-data value must be: "str", "int", "float", "bool", with "?" when None is allowed.
+_FIELD_KINDS: dict[str, str] = {
+    "model": "str",
+    "prompt": "str",
+    "negative_prompt": "str",
+    "strength": "float",
+    "guidance_scale": "float",
+    "steps": "int",
+    "scheduler": "str",
+    "seed": "int?",
+    "variants": "int",
+    "mask": "object",
+    "area": "object",
+    "padding_px": "int",
+    "resolution": "int?",
+    "preserve_unmasked": "bool",
+    "color_match": "bool",
+    "output_size": "object",
+    "classical_method": "object",
+    "device": "str",
+    "memory_mode": "object",
+    "task": "object",
+    "width": "int?",
+    "height": "int?",
+    "prompt_weighting": "bool",
+    "refiner": "str?",
+    "refiner_switch": "float",
+    "controlnet": "str?",
+    "controlnet_scale": "float",
+    "control_start": "float",
+    "control_end": "float",
+    "prior_steps": "int",
+    "prior_guidance_scale": "float",
+    "speed": "object",
+    # MaskOptions / SpeedOptions
+    "grow_px": "int",
+    "feather_px": "int",
+    "attention": "str",
+    "vae_tiling": "str",
+    "channels_last": "str",
+    "compile_unet": "bool",
+}
+_KIND_WORDS = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true or false"}
+
+
+def _check_kind(name: str, value: Any, kind: str) -> None:
+    if kind == "object" or (kind.endswith("?") and value is None):
+        return
+    base = kind.rstrip("?")
+    ok = {
+        "str": isinstance(value, str),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+    }[base]
+    if not ok:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        allowed = _KIND_WORDS[base] + (" or empty" if kind.endswith("?") else "")
+        raise BadInputError(f"The job setting '{name}' is {shown}; it must be {allowed}.")
+
+
+def _options_from(cls: type, value: Any, name: str) -> Any:
+    """MaskOptions / SpeedOptions from a mapping (or as given), each value's type checked."""
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, Mapping):
+        raise BadInputError(f"The job setting '{name}' must be a set of named settings.")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(str(k) for k in set(value) - known)
+    if unknown:
+        raise BadInputError(f"Unknown {name} setting(s): {', '.join(unknown)}; check the spelling.")
+    for key, item in value.items():
+        _check_kind(key, item, _FIELD_KINDS[key])
+    return cls(**value)

@@ -63,6 +63,7 @@ class Project:
     extra: dict[str, Any] = field(default_factory=dict)  # free-form, JSON-able (e.g. UI state)
     path: Path | None = None
     saved_at: float | None = None
+    notes: list[str] = field(default_factory=list)  # what could not be kept on opening (one sentence each)
 
 
 class ProjectError(BadInputError):
@@ -235,7 +236,7 @@ class SafeZip:
     def read_png(self, name: str, shape: tuple[int, ...], mode: str) -> np.ndarray:
         data = self.read(name)
         try:
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
                 if image.format != "PNG":
                     raise self._fail(f"'{name}' is not a PNG image")
                 if image.width * image.height > MAX_PIXELS:
@@ -243,7 +244,7 @@ class SafeZip:
                 array = np.array(image.convert(mode), dtype=np.uint8)
         except ProjectError:
             raise
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             raise self._fail(f"the image '{name}' cannot be decoded") from exc
         if array.shape != shape:
             raise self._fail(f"'{name}' is {array.shape[1]}x{array.shape[0]}, expected {shape[1]}x{shape[0]}")
@@ -310,56 +311,78 @@ def load_project(path: str | os.PathLike[str], *, with_history: bool = True) -> 
             _require(item.get("kind") in LAYER_KINDS, safe, f"layer {layer_id} has an unknown kind")
             seen_ids.add(layer_id)
             opacity = item.get("opacity", 1.0)
-            _require(isinstance(opacity, (int, float)), safe, f"layer {layer_id} has an invalid opacity")
+            _require(
+                isinstance(opacity, (int, float)) and not isinstance(opacity, bool) and 0 <= opacity <= 1,
+                safe,
+                f"layer {layer_id} has an invalid opacity",
+            )
             metadata = item.get("metadata", {})
             _require(isinstance(metadata, dict), safe, f"layer {layer_id} has invalid metadata")
+            name, visible = item.get("name", "Layer"), item.get("visible", True)
+            _require(isinstance(name, str) and isinstance(visible, bool), safe, f"layer {layer_id} is invalid")
             layers.append(
                 Layer(
-                    name=str(item.get("name", "Layer")),
+                    name=name,
                     pixels=safe.read_png(file, (height, width, 4), "RGBA"),
                     kind=item["kind"],
-                    visible=bool(item.get("visible", True)),
+                    visible=visible,
                     opacity=float(opacity),
                     metadata=metadata,
                     id=layer_id,
                 )
             )
-        mask = safe.read_png(str(doc_data.get("mask", "mask.png")), (height, width), "L")
+        mask_name = doc_data.get("mask", "mask.png")
+        _require(isinstance(mask_name, str), safe, "the mask entry is invalid")
+        mask = safe.read_png(mask_name, (height, width), "L")
         document = Document(width, height, layers, mask)
         active = doc_data.get("active_layer_id")
-        if active in seen_ids:
+        if isinstance(active, str) and active in seen_ids:
             document.set_active_layer(active)
         metadata = doc_data.get("metadata") or {}
         _require(isinstance(metadata, dict), safe, "the document metadata is invalid")
-        document.metadata.update({k: v for k, v in metadata.items() if k in ("path", "parameters")})
+        # Only text is kept: these travel into exports (file names, the PNG "parameters" chunk).
+        document.metadata.update(
+            {k: v for k, v in metadata.items() if k in ("path", "parameters") and isinstance(v, str)}
+        )
         for key, entry_key in (("icc_profile", "icc_profile"), ("exif", "exif")):
             entry = doc_data.get(entry_key)
             if entry:
-                document.metadata[key] = safe.read(str(entry), 64 * 2**20)
+                _require(isinstance(entry, str), safe, f"the {key} entry is invalid")
+                document.metadata[key] = safe.read(entry, 64 * 2**20)
 
+        notes: list[str] = []
         history = None
         history_data = manifest.get("history")
         if with_history and history_data is not None:
-            _require(isinstance(history_data, dict), safe, "the history is invalid")
             tile_names = manifest.get("tiles") or {}
-            _require(isinstance(tile_names, dict), safe, "the tile table is invalid")
+            _require(
+                isinstance(tile_names, dict) and all(isinstance(v, str) for v in tile_names.values()),
+                safe,
+                "the tile table is invalid",
+            )
             with ThreadPoolExecutor(max_workers=_workers()) as pool:  # PNG decoding releases the GIL
-                decoded = pool.map(lambda name: _read_tile(safe, str(name)), tile_names.values())
+                decoded = pool.map(lambda name: _read_tile(safe, name), tile_names.values())
                 tiles = dict(zip(tile_names.keys(), decoded))
             try:
                 history = History.from_dict(history_data, tiles)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise safe._fail(f"its history cannot be read: {exc}") from exc
+            except ValueError as exc:
+                # The layers and the mask are the work; a damaged history must not lose them.
+                notes.append(
+                    f"The history in {source.name} is damaged ({exc}), so it opened without its history; "
+                    "the layers and the mask are complete."
+                )
         generate = manifest.get("generate") or {}
         extra = manifest.get("extra") or {}
         _require(isinstance(generate, dict) and isinstance(extra, dict), safe, "the saved settings are invalid")
+        saved_at = manifest.get("saved_at")
         return Project(
             document=document,
             history=history,
             generate=generate,
             extra=extra,
             path=source,
-            saved_at=manifest.get("saved_at"),
+            saved_at=float(saved_at) if isinstance(saved_at, (int, float)) and not isinstance(saved_at, bool) else None,
+            notes=notes,
         )
     finally:
         safe.close()
@@ -368,13 +391,14 @@ def load_project(path: str | os.PathLike[str], *, with_history: bool = True) -> 
 def _read_tile(safe: SafeZip, name: str) -> np.ndarray:
     data = safe.read(name, 64 * 2**20)
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format != "PNG" or image.width * image.height > 4096 * 4096:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            # Tiles are 8-bit grey (mask) or RGBA (layers, inputs), at most TILE pixels a side.
+            if image.mode not in ("L", "RGBA") or max(image.size) > 4096:
                 raise safe._fail(f"'{name}' is not a history tile")
             return np.array(image, dtype=np.uint8)
     except ProjectError:
         raise
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise safe._fail(f"the tile '{name}' cannot be decoded") from exc
 
 

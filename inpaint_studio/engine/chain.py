@@ -78,10 +78,14 @@ class Chain:
         version = data.get("version")
         if version != VERSION:
             raise BadInputError(f"Chain recipe version {version!r} is not supported; this app reads version {VERSION}.")
-        unknown = sorted(set(data) - _TOP_KEYS)
+        unknown = sorted(str(k) for k in set(data) - _TOP_KEYS)
         if unknown:
             raise BadInputError(f"Unknown chain recipe key(s): {', '.join(unknown)}; check the spelling.")
         defaults = data.get("defaults") or {}
+        if not isinstance(defaults, Mapping):
+            raise BadInputError("The chain recipe's 'defaults' must be an object of job settings.")
+        inputs = _names_to_text(data.get("inputs"), "inputs")
+        digests = _names_to_text(data.get("input_digests"), "input_digests")
         raw_steps = data.get("steps")
         if not isinstance(raw_steps, list) or not raw_steps:
             raise BadInputError("The chain recipe has no steps; add at least one under 'steps'.")
@@ -89,7 +93,7 @@ class Chain:
         for index, raw in enumerate(raw_steps, 1):
             if not isinstance(raw, Mapping) or not isinstance(raw.get("job"), Mapping):
                 raise BadInputError(f"Step {index} of the chain recipe needs a 'job' object.")
-            unknown = sorted(set(raw) - _STEP_KEYS)
+            unknown = sorted(str(k) for k in set(raw) - _STEP_KEYS)
             if unknown:
                 raise BadInputError(f"Step {index} has unknown key(s): {', '.join(unknown)}; check the spelling.")
             try:
@@ -99,8 +103,13 @@ class Chain:
             except TypeError as exc:
                 raise BadInputError(f"Step {index} has a setting of the wrong kind ({exc}).") from exc
             mask = raw.get("mask", MASK_INPUT if job.task is Task.INPAINT else None)
-            steps.append(ChainStep(job, str(raw.get("name") or ""), mask, raw.get("control_image")))
-        return cls(tuple(steps), dict(data.get("inputs") or {}), dict(data.get("input_digests") or {}))
+            control = raw.get("control_image")
+            name = raw.get("name") or ""
+            for key, value in (("mask", mask), ("control_image", control), ("name", name)):
+                if value is not None and not isinstance(value, str):
+                    raise BadInputError(f"Step {index}: '{key}' must be text (an input name), not {value!r:.40}.")
+            steps.append(ChainStep(job, name, mask, control))
+        return cls(tuple(steps), inputs, digests)
 
     # ---- checks and seeds ---------------------------------------------------------------------------
     def resolved(self) -> Chain:
@@ -255,6 +264,15 @@ def comparison_grid(
             draw.text((x + 4, height + 3), labels[index][:40], fill="black")
         x += tile.width
     return grid
+
+
+def _names_to_text(value: Any, key: str) -> dict[str, str]:
+    """A recipe's name -> text table ('inputs', 'input_digests'); anything else is one sentence."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise BadInputError(f"The chain recipe's '{key}' must map names to text (file names or digests).")
+    return {str(k): v for k, v in value.items()}
 
 
 def _merge(defaults: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def recorded_job(entry: HistoryEntry) -> InpaintJob:
         raise BadInputError(f"Entry #{entry.id} has no recorded job; it cannot be replayed.")
     job = InpaintJob.from_dict(entry.params["job"])
     seed = entry.params.get("seed", job.seed)
-    return job.replace(seed=seed, variants=1)
+    return InpaintJob.from_dict({**job.to_dict(), "seed": seed, "variants": 1})  # the seed is file data too
 
 
 def replay(

@@ -505,7 +505,7 @@ class GeneratePanel(QWidget):
 
     def restore_state(self, job_data: dict[str, Any], ui: dict[str, Any] | None = None) -> None:
         """Show a saved state() again. Raises BadInputError when the job data is not valid."""
-        ui = ui or {}
+        ui = ui if isinstance(ui, dict) else {}
         job = InpaintJob.from_dict(job_data)
         locked = bool(ui.get("seed_locked", job.seed is not None))
         self.load_job(job, lock_seed=locked)
@@ -615,6 +615,8 @@ class GeneratePanel(QWidget):
                 data = json.loads(str(raw))
             except ValueError:
                 data = {}
+        if not isinstance(data, dict):
+            data = {}
         seed_text = str(data.pop("seed_text", ""))
         try:
             job = InpaintJob.from_dict({k: v for k, v in data.items() if k != "model"}) if data else defaults

@@ -506,7 +506,9 @@ class GenerationController(QObject):
     def _entry_job(entry: HistoryEntry) -> InpaintJob:
         if "job" not in entry.params:
             raise BadInputError(f"Entry #{entry.id} is not a generation; choose a generation entry.")
-        return InpaintJob.from_dict(entry.params["job"]).replace(seed=entry.params.get("seed"))
+        job = InpaintJob.from_dict(entry.params["job"])
+        # The entry's seed is the one its result used; checked like every other setting from a file.
+        return InpaintJob.from_dict({**job.to_dict(), "seed": entry.params.get("seed", job.seed)})
 
     # ---- previews -----------------------------------------------------------------------------------
     def end_preview(self) -> None:

@@ -52,7 +52,8 @@ _GENERATION_FIELDS = (
 def generation_fields(entry: HistoryEntry) -> list[tuple[str, str]]:
     """(label, value) rows describing a generation or classical-fill entry."""
     params = entry.params
-    job: dict[str, Any] = dict(params.get("job", {}))
+    # Parameters come from project files too: anything that is not the shape we wrote shows as empty.
+    job: dict[str, Any] = _as_dict(params.get("job"))
     values: dict[str, Any] = dict(job)
     values["seed"] = params.get("seed", job.get("seed"))
     values["model_name"] = params.get("model_name") or job.get("model", "")
@@ -70,14 +71,20 @@ def generation_fields(entry: HistoryEntry) -> list[tuple[str, str]]:
             continue
         value = values.get(key, "")
         rows.append((label, "" if value is None else str(value)))
-    if entry.kind == "generate" and params.get("variant") is not None:
-        rows.append(("Variant", f"{int(params['variant']) + 1} of {job.get('variants', 1)}"))
-    mask = job.get("mask") or {}
+    variant = params.get("variant")
+    if entry.kind == "generate" and isinstance(variant, int):
+        rows.append(("Variant", f"{variant + 1} of {job.get('variants', 1)}"))
+    mask = _as_dict(job.get("mask"))
     rows.append(("Feather / grow", f"{mask.get('feather_px', 0)} px / {mask.get('grow_px', 0)} px"))
     rows.append(("Preserve unmasked", "yes" if job.get("preserve_unmasked", True) else "no"))
     if entry.kind == "classic":
-        rows.append(("Fill method", str(params.get("extra", {}).get("classical_method", job.get("classical_method")))))
+        method = _as_dict(params.get("extra")).get("classical_method", job.get("classical_method"))
+        rows.append(("Fill method", str(method)))
     return rows
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def thumbnail_icon(entry: HistoryEntry) -> QIcon:

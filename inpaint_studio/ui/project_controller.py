@@ -183,6 +183,8 @@ class ProjectController(QObject):
                 self.window.message_bar.show_error(
                     f"The project's Generate settings could not be restored ({error}); the rest opened normally."
                 )
+        if project.notes:
+            self.window.message_bar.show_info(" ".join(project.notes))
         self.update_title()
 
     def open_project(self, path: str | Path, confirm: bool = True) -> bool:
