@@ -20,9 +20,10 @@ Images (`load_image`) come back in mode "RGB", or "RGBA" when the file has real 
 * "L" or "RGB" with a transparent colour (a PNG tRNS chunk) -> "RGBA", that colour fully transparent.
 * Any other mode ("YCbCr", "LAB", "HSV", "RGBX", ...) -> "RGB" with Pillow's conversion.
 * Alpha that is 255 everywhere is not transparency: such an image comes back as "RGB".
-* The ICC profile is kept as it is when it describes RGB data. A grey profile on a grey image is applied
-  (grey -> sRGB) and then dropped; a profile that does not match the pixels (e.g. an RGB profile on a
-  grey image, or a broken one) is dropped, because attaching it would mis-colour the image.
+* The ICC profile is kept as it is when it describes RGB data and LittleCMS can read it. A grey profile on
+  a grey image is applied (grey -> sRGB) and then dropped; a profile that does not match the pixels (e.g.
+  an RGB profile on a grey image, a LAB profile on RGB) or a broken or cut-off one is dropped, because
+  attaching it would mis-colour the image.
 * Animated GIF/WebP/PNG, multi-page TIFF and MPO (multi-picture JPEG from phones and cameras): the first
   frame/page, which is the main picture.
 * A 1x1 image is an image.
@@ -32,7 +33,7 @@ Metadata: `exif` is the raw EXIF block of JPEG, PNG and WebP files (TIFF keeps i
 which are not carried; an EXIF block whose orientation cannot be reset is dropped). `parameters` is the
 PNG "parameters" text chunk, or else A1111-style text in the EXIF UserComment, the JPEG comment or the TIFF
 ImageDescription (those free-text fields are only taken when they end in a settings line with "Steps:",
-because cameras write other text there).
+because cameras write other text there). A text longer than MAX_PARAMETERS_CHARS is ignored.
 
 Masks (`load_mask`) come back in mode "L", 255 = repaint, 0 = keep, soft values kept as they are (the
 engine binarises or feathers):
@@ -80,6 +81,9 @@ from inpaint_studio.core.parameters import looks_like_parameters
 
 MAX_IMAGE_PIXELS: Final = 250_000_000
 """Largest image (width x height) we open; larger files are refused before any pixel is decoded."""
+
+MAX_PARAMETERS_CHARS: Final = 65_536
+"""Longest generation-settings text read from a file (longer text is not settings and is ignored)."""
 
 # Pillow warns above its limit and refuses above twice it; we turn the warning into an error while
 # opening, so Pillow refuses everything above our limit without decoding.
@@ -376,7 +380,9 @@ def _read_parameters(im: Image.Image) -> str | None:
     """The A1111 text: the PNG "parameters" chunk, else a free-text field that holds such text."""
     text = im.info.get("parameters")
     if isinstance(text, str) and text:
-        return str(text)  # iTXt values are a str subclass; hand out a plain str
+        # iTXt values are a str subclass: hand out a plain str. Settings texts are a few KB; a huge one is
+        # not settings, and it would ride into every export.
+        return str(text) if len(text) <= MAX_PARAMETERS_CHARS else None
     candidates: list[str | None] = []
     try:
         exif = im.getexif()
@@ -385,7 +391,7 @@ def _read_parameters(im: Image.Image) -> str | None:
     except Exception:  # unreadable EXIF: the other fields may still hold the text
         pass
     candidates.append(_decode_text(im.info.get("comment")))
-    return next((c for c in candidates if c and looks_like_parameters(c)), None)
+    return next((c for c in candidates if c and len(c) <= MAX_PARAMETERS_CHARS and looks_like_parameters(c)), None)
 
 
 def _decode_user_comment(value: Any) -> str | None:
@@ -460,11 +466,22 @@ def _to_rgb(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | No
         if im.mode == "LA":
             rgb.putalpha(im.getchannel("A"))
         im = rgb
-    elif space != "RGB":
+    elif space != "RGB" or not _readable_profile(icc):
         icc = None
     if im.mode == "RGBA" and im.getchannel("A").getextrema()[0] == 255:
         im = im.convert("RGB")  # opaque everywhere: no real transparency
     return im, icc
+
+
+def _readable_profile(icc: bytes | None) -> bool:
+    """LittleCMS can parse it: a cut-off or corrupt profile would break colour management in other programs."""
+    if icc is None or len(icc) < 132 or struct.unpack(">I", icc[:4])[0] != len(icc):
+        return False  # the header's own size field says how long a complete profile is
+    try:
+        ImageCms.ImageCmsProfile(BytesIO(icc))
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return False
+    return True
 
 
 def _promote_transparent_colour(im: Image.Image) -> Image.Image:

@@ -117,7 +117,7 @@ def _float(value: str | None, default: float, safe: SafeZip) -> float:
 def _int(value: str | None, safe: SafeZip) -> int:
     try:
         return int(float(value)) if value is not None else 0
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # "abc", "nan", "inf"
         raise safe._fail(f"the offset '{value[:20]}' is not a number") from exc
 
 
@@ -196,7 +196,7 @@ def _place(safe: SafeZip, src: str, width: int, height: int, x: int, y: int) -> 
     """The layer PNG placed at (x, y) on a transparent canvas of the document's size, clipped."""
     data = safe.read(src)
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
             if image.format != "PNG":
                 raise safe._fail(f"the layer '{src}' is not a PNG image")
             if image.width * image.height > MAX_PIXELS:
@@ -204,7 +204,7 @@ def _place(safe: SafeZip, src: str, width: int, height: int, x: int, y: int) -> 
             rgba = np.asarray(image.convert("RGBA"))
     except BadInputError:
         raise
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise safe._fail(f"the layer '{src}' cannot be decoded") from exc
     canvas = np.zeros((height, width, 4), np.uint8)
     h, w = rgba.shape[:2]
