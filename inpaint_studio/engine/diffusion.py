@@ -372,10 +372,7 @@ class _StepCallback:
 
     def __call__(self, pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         job = self.job
-        if job.cancel.cancelled:
-            if not hasattr(type(pipe), "interrupt"):
-                raise CancelledError()  # Kandinsky's pipelines have no interrupt flag
-            pipe._interrupt = True  # diffusers skips the remaining steps
+        if self._stop_if_cancelled(pipe):
             return kwargs
         preview = None
         every = job.preview_every
@@ -383,7 +380,18 @@ class _StepCallback:
             preview = latents_preview(kwargs["latents"])
         done = min(job.total, self.done_before + step + 1)
         job.emit(JobProgress(job.job_id, done, job.total, self.variant, preview))
+        # Again after reporting: a cancel that arrived meanwhile (a listener of this very event, Ctrl+C)
+        # must not cost one more whole step, which on a CPU can take a minute.
+        self._stop_if_cancelled(pipe)
         return kwargs
+
+    def _stop_if_cancelled(self, pipe: Any) -> bool:
+        if not self.job.cancel.cancelled:
+            return False
+        if not hasattr(type(pipe), "interrupt"):
+            raise CancelledError()  # Kandinsky's pipelines have no interrupt flag
+        pipe._interrupt = True  # diffusers skips the remaining steps
+        return True
 
 
 def latents_preview(latents: Any) -> Image.Image | None:

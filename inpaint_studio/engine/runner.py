@@ -16,9 +16,11 @@ and scales back, so a 6000x4000 photo costs about what a 512x512 image costs.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,6 +180,10 @@ class Engine:
             raise
         except Exception as exc:  # an unexpected failure still becomes one sentence for the user
             log.exception("job %s failed", job_id)
+            # The error travels on (JobFailed, the raised EngineError's cause): its traceback's frames
+            # must not keep the failed call's tensors alive while the message is shown.
+            traceback.clear_frames(exc.__traceback__)
+            gc.collect()
             error = EngineError(
                 f"The generation failed unexpectedly ({type(exc).__name__}: {str(exc)[:160]}); "
                 "try again, or choose another model or sampler."

@@ -7,7 +7,9 @@ its worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sys
 import traceback
 from types import TracebackType
@@ -137,4 +139,26 @@ def run_gui(paths: list[str]) -> int:
     app.setQuitOnLastWindowClosed(True)
     with loop:
         code = loop.run_forever()
-    return int(code) if isinstance(code, int) else 0
+    code = int(code) if isinstance(code, int) else 0
+    end_if_threads_are_stuck(code)
+    return code
+
+
+def end_if_threads_are_stuck(code: int) -> None:
+    """End the process now when a worker thread is stuck in a call that never returns.
+
+    Such a thread cannot be joined, and Qt aborts the process when a running thread's object is destroyed
+    during the interpreter's exit. By now the window has closed cleanly (work saved or discarded, the
+    autosave slot removed), so nothing is lost by not running the remaining exit handlers.
+    """
+    from inpaint_studio.ui.worker import orphaned_threads
+
+    stuck = orphaned_threads()
+    if not stuck:
+        return
+    log.warning("%d engine thread(s) still stuck in a call; ending the process without waiting for them", stuck)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed or missing stream (windowed builds)
+            stream.flush()
+    os._exit(code)

@@ -43,6 +43,8 @@ WARM_UP_DELAY_MS = 800  # after the window is shown: the first paint and the ope
 SHUTDOWN_TIMEOUT_S = 3.0
 PREVIEW_EVERY = 2  # live preview every N steps (the latent preview is cheap; the transfer is not free)
 LAYER_NAME_CHARS = 40
+SETTINGS_STALL_TIMEOUT = "generation/stall_timeout_s"  # the worker's watchdog (ui/worker.py STALL_TIMEOUT_S)
+SETTINGS_ABANDON_GRACE = "generation/abandon_grace_s"
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ class GenerationController(QObject):
         self.message_bar = window.message_bar
         self.owns_worker = worker is None if owns_worker is None else owns_worker
         self.worker = worker if worker is not None else EngineWorker()
+        self._apply_watchdog_settings(window.settings)
+        self._stall_message: str | None = None
         self.downloader = downloader if downloader is not None else ModelDownloader(self)
         self._submitted: dict[int, Submitted] = {}
         self._document_serial = 0
@@ -194,6 +198,8 @@ class GenerationController(QObject):
         w.engine_loading.connect(self._on_engine_loading)
         w.engine_ready.connect(self._on_engine_ready)
         w.engine_failed.connect(self.message_bar.show_error)
+        w.job_stalled.connect(self._on_stalled)
+        w.job_resumed.connect(self._on_resumed)
         p = self.panel
         p.generate_requested.connect(lambda: self.window.run_guarded(self.generate))
         p.cancel_requested.connect(self.cancel)
@@ -336,6 +342,40 @@ class GenerationController(QObject):
         self._submitted.pop(event.job_id, None)
         self.message_bar.show_error(event.message)
         self.panel.set_status("Failed; see the message above the image.")
+
+    def _apply_watchdog_settings(self, settings: Any) -> None:
+        """QSettings "generation/stall_timeout_s" and "generation/abandon_grace_s", when set (seconds)."""
+        for key, attribute in (
+            (SETTINGS_STALL_TIMEOUT, "stall_timeout_s"),
+            (SETTINGS_ABANDON_GRACE, "abandon_grace_s"),
+        ):
+            value = settings.value(key)
+            if value is None:
+                continue
+            try:
+                setattr(self.worker, attribute, max(0.0, float(value)))
+            except (TypeError, ValueError):
+                log.warning("ignoring the setting %s=%r (not a number of seconds)", key, value)
+
+    def _on_stalled(self, job_id: int, seconds: float) -> None:
+        """The watchdog saw no progress for a long time: say so and offer Cancel (the window stays usable)."""
+        self._stall_message = (
+            f"The generation has made no progress for {_duration(seconds)}; it may be stuck. "
+            "Cancel it to free the engine for the next job."
+        )
+        self.message_bar.show_error(self._stall_message, [("Cancel", lambda: self._cancel_stalled(job_id))])
+        self.panel.set_status("No progress: it may be stuck (Esc cancels).")
+
+    def _cancel_stalled(self, job_id: int) -> None:
+        if self.worker.current_id == job_id:
+            self.worker.cancel_current()
+            self.panel.set_status("Cancelling…")
+
+    def _on_resumed(self, _job_id: int) -> None:
+        if self._stall_message is not None and self.message_bar.text() == self._stall_message:
+            self.message_bar.dismiss()
+        self._stall_message = None
+        self.panel.set_status("Running again.")
 
     def _update_running(self, *_args: object) -> None:
         running = self.worker.current_id is not None
@@ -621,6 +661,12 @@ def _entry_title(candidate: Candidate) -> str:
         return "fill"
     left, top, right, bottom = box
     return f"{right - left}×{bottom - top} px area"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 90:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
 
 
 def parameters_summary(text: str) -> str:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from inpaint_studio.core.errors import CancelledError, EngineError, InpaintStudioError
 from inpaint_studio.core.jobspec import InpaintJob
@@ -53,13 +53,16 @@ log = logging.getLogger(__name__)
 
 REMOVED_FROM_QUEUE = "Removed from the queue before it started; nothing was changed."
 
-# Threads that did not stop within shutdown()'s timeout. Qt aborts the process when a running QThread
-# object is destroyed, so they are kept referenced until the process exits.
-_ORPHANS: list[QThread] = []
+# Threads given up on: stuck in a call that ignored cancel (abandoned by the watchdog) or not stopped within
+# shutdown()'s timeout. Qt aborts the process when a running QThread object is destroyed, and deleting the
+# object that runs in it would crash, so both stay referenced until the process exits (the app then ends
+# with os._exit instead of waiting for them: see ui/app.py).
+_ORPHANS: list[tuple[QThread, QObject]] = []
 # Workers whose thread runs: referenced so garbage collection never destroys a running QThread, and
 # stopped when the interpreter exits (a window deleted without being closed, a test that forgot).
 _LIVE: set[EngineWorker] = set()
 EXIT_TIMEOUT_S = 10.0
+_IMPORT_LOCK = threading.Lock()
 
 
 @atexit.register
@@ -71,7 +74,20 @@ def _stop_all_at_exit() -> None:
 
 def orphaned_threads() -> int:
     """How many worker threads are still running after a timed-out shutdown (the app may then os._exit)."""
-    return sum(1 for thread in _ORPHANS if thread.isRunning())
+    return sum(1 for thread, _host in _ORPHANS if thread.isRunning())
+
+
+# The watchdog: a running job that reports nothing (no start, no step) for this long is said to be stalled
+# (QSettings "generation/stall_timeout_s" overrides it). Generous: the first job loads a model, one step of
+# SDXL on a CPU takes tens of seconds, and torch.compile's first run about a minute on a GPU.
+STALL_TIMEOUT_S = {"cpu": 600.0, "gpu": 120.0}
+# After a cancel, a job still silent past the stall limit gets this long to stop before its thread is
+# abandoned and a fresh engine takes the queue (QSettings "generation/abandon_grace_s").
+ABANDON_GRACE_S = 5.0
+ABANDONED = (
+    "The generation stopped responding (no progress for {seconds:.0f} s) and did not stop when cancelled; it was "
+    "set aside and a fresh engine runs the next job (the model loads again)."
+)
 
 
 @dataclass(frozen=True)
@@ -157,11 +173,14 @@ class _EngineHost(QObject):
             return self._engine
         self.loading.emit()
         start = time.perf_counter()
-        import torch  # the first import of torch in the process happens here, off the UI thread
+        # One thread at a time: a host that replaces an abandoned one may start while the old one is still
+        # importing, and diffusers' lazy modules fail ("cannot import name") when imported concurrently.
+        with _IMPORT_LOCK:
+            import torch  # the first import of torch in the process happens here, off the UI thread
 
-        # diffusers imports its pipelines lazily: touching the classes the loader uses imports them (and
-        # transformers) now, so the first job does not hold the GIL for that while the user works.
-        from diffusers import AutoPipelineForInpainting, StableDiffusionInpaintPipeline  # noqa: F401
+            # diffusers imports its pipelines lazily: touching the classes the loader uses imports them (and
+            # transformers) now, so the first job does not hold the GIL for that while the user works.
+            from diffusers import AutoPipelineForInpainting, StableDiffusionInpaintPipeline  # noqa: F401
 
         imported = time.perf_counter()
         threads = default_torch_threads() if self._torch_threads is None else self._torch_threads
@@ -270,6 +289,9 @@ class EngineWorker(QObject):
     engine_loading = Signal()
     engine_ready = Signal(object)  # EngineInfo
     engine_failed = Signal(str)
+    job_stalled = Signal(int, float)  # job id, seconds without any event: it may be stuck
+    job_resumed = Signal(int)  # a stalled job reported progress again
+    job_abandoned = Signal(int)  # a stalled job ignored cancel: its thread was given up, a fresh one serves
 
     # Private: queued calls into the worker thread.
     _run = Signal(object)
@@ -282,11 +304,15 @@ class EngineWorker(QObject):
         parent: QObject | None = None,
         engine_factory: Callable[[], Any] | None = None,
         torch_threads: int | None = None,
+        *,
+        stall_timeout_s: float | None = None,
+        abandon_grace_s: float = ABANDON_GRACE_S,
     ) -> None:
         """`engine_factory` builds the engine in the worker thread (default: a new `Engine`, which the
         worker then owns and releases on shutdown; an injected one is left loaded). `torch_threads` sets
         torch's intra-op threads: None = `default_torch_threads()` (all cores but one), 0 = torch's own
-        choice (one per core)."""
+        choice (one per core). `stall_timeout_s`: the watchdog's limit (None: STALL_TIMEOUT_S for the
+        engine's device; 0: no watchdog); `abandon_grace_s`: see ABANDON_GRACE_S."""
         super().__init__(parent)
         self._ids = itertools.count(1)
         self._pending: deque[JobRequest] = deque()
@@ -294,21 +320,55 @@ class EngineWorker(QObject):
         self._closing = False
         self.engine_info: EngineInfo | None = None
         self.engine_state = "idle"  # idle | loading | ready | failed
-        self._thread = QThread()
-        self._thread.setObjectName("inpaint-engine")
-        self._host = _EngineHost(engine_factory, torch_threads)
-        self._host.moveToThread(self._thread)
-        self._run.connect(self._host.run)
-        self._warm.connect(self._host.warm_up)
-        self._release.connect(self._host.release)
-        self._stop.connect(self._host.stop)
-        self._host.event.connect(self._on_event)
-        self._host.done.connect(self._on_done)
-        self._host.loading.connect(self._on_loading)
-        self._host.ready.connect(self._on_ready)
-        self._host.load_failed.connect(self._on_load_failed)
-        self._thread.finished.connect(self._host.deleteLater)
+        self._factory, self._torch_threads = engine_factory, torch_threads
+        self.stall_timeout_s = stall_timeout_s
+        self.abandon_grace_s = abandon_grace_s
+        self.abandoned_jobs: list[int] = []
+        self._last_activity = 0.0
+        self._stall_reported = False
+        self._cancel_requested_at: float | None = None
+        self._watchdog = QTimer(self)
+        self._watchdog.timeout.connect(self._check_watchdog)
+        self._thread, self._host = self._new_host()
         self._started = False  # the thread starts on first use: a window never used costs no thread
+
+    def _new_host(self) -> tuple[QThread, _EngineHost]:
+        """A worker thread and the engine host that lives in it (not started yet)."""
+        thread = QThread()
+        thread.setObjectName("inpaint-engine")
+        host = _EngineHost(self._factory, self._torch_threads)
+        host.moveToThread(thread)
+        self._run.connect(host.run)
+        self._warm.connect(host.warm_up)
+        self._release.connect(host.release)
+        self._stop.connect(host.stop)
+        host.event.connect(self._on_event)
+        host.done.connect(self._on_done)
+        host.loading.connect(self._on_loading)
+        host.ready.connect(self._on_ready)
+        host.load_failed.connect(self._on_load_failed)
+        thread.finished.connect(host.deleteLater)
+        return thread, host
+
+    def _detach_host(self) -> None:
+        """Give up the current thread: nothing it does reaches this object any more (see _ORPHANS)."""
+        thread, host = self._thread, self._host
+        if self._started:
+            self._stop.emit()  # queued behind the stuck call: frees its model and ends it, if it ever returns
+        for signal, slot in (
+            (self._run, host.run),
+            (self._warm, host.warm_up),
+            (self._release, host.release),
+            (self._stop, host.stop),
+            (host.event, self._on_event),
+            (host.done, self._on_done),
+            (host.loading, self._on_loading),
+            (host.ready, self._on_ready),
+            (host.load_failed, self._on_load_failed),
+        ):
+            with contextlib.suppress(RuntimeError, TypeError):
+                signal.disconnect(slot)
+        _ORPHANS.append((thread, host))
 
     # ---- state --------------------------------------------------------------------------------------
     @property
@@ -392,10 +452,14 @@ class EngineWorker(QObject):
         return request.job_id
 
     def cancel_current(self) -> bool:
-        """Ask the running job to stop at its next step; False when nothing runs."""
+        """Ask the running job to stop at its next step; False when nothing runs.
+
+        A stalled job that ignores the request is abandoned by the watchdog (see `_check_watchdog`)."""
         if self._current is None:
             return False
         self._current.cancel.cancel()
+        if self._cancel_requested_at is None:
+            self._cancel_requested_at = time.monotonic()
         return True
 
     def cancel_queued(self, job_id: int) -> bool:
@@ -430,6 +494,7 @@ class EngineWorker(QObject):
         if self._closing:
             return not self._thread.isRunning()
         self._closing = True
+        self._watchdog.stop()
         self.cancel_all()
         if not self._started:
             return True
@@ -439,8 +504,58 @@ class EngineWorker(QObject):
             _LIVE.discard(self)
         else:
             log.warning("the engine thread did not stop within %.1f s; leaving it detached", timeout_s)
-            _ORPHANS.append(self._thread)
+            _ORPHANS.append((self._thread, self._host))
         return bool(stopped)
+
+    # ---- the watchdog (UI thread) ---------------------------------------------------------------------
+    def stall_timeout(self) -> float:
+        """Seconds without an event after which the running job counts as stalled (0: never)."""
+        if self.stall_timeout_s is not None:
+            return max(0.0, float(self.stall_timeout_s))
+        device = self.engine_info.device if self.engine_info is not None else "cpu"
+        return STALL_TIMEOUT_S["cpu" if device == "cpu" else "gpu"]
+
+    def _note_activity(self) -> None:
+        self._last_activity = time.monotonic()
+        if self._stall_reported and self._current is not None:
+            self._stall_reported = False
+            self.job_resumed.emit(self._current.job_id)
+
+    def _check_watchdog(self) -> None:
+        current, limit = self._current, self.stall_timeout()
+        if current is None or self._closing or limit <= 0:
+            self._watchdog.stop()
+            return
+        now = time.monotonic()
+        silent = now - self._last_activity
+        if silent < limit:
+            return
+        if not self._stall_reported:
+            self._stall_reported = True
+            log.warning("job %s: no progress for %.0f s", current.job_id, silent)
+            self.job_stalled.emit(current.job_id, silent)
+        asked = self._cancel_requested_at
+        if asked is not None and now - asked >= self.abandon_grace_s:
+            self._abandon_current(silent)
+
+    def _abandon_current(self, silent_s: float) -> None:
+        """The running job ignored cancel while stalled: report it, give up its thread, start afresh."""
+        request = self._current
+        assert request is not None
+        log.error("job %s ignored cancel for %.0f s without progress; abandoning its thread", request.job_id, silent_s)
+        self._watchdog.stop()
+        self._detach_host()
+        self._thread, self._host = self._new_host()
+        self._started = False  # the next job starts the new thread and loads a new engine
+        self.engine_state, self.engine_info = "idle", None
+        self._current, self._cancel_requested_at, self._stall_reported = None, None, False
+        self.abandoned_jobs.append(request.job_id)
+        error = EngineError(ABANDONED.format(seconds=silent_s))
+        self._emit(JobFailed(request.job_id, str(error), error))
+        self.job_abandoned.emit(request.job_id)
+        self.job_done.emit(request.job_id)
+        self._dispatch()
+        self._maybe_idle()
 
     # ---- internals (UI thread) ------------------------------------------------------------------------
     def _dispatch(self) -> None:
@@ -448,6 +563,11 @@ class EngineWorker(QObject):
             return
         self._ensure_started()
         self._current = self._pending.popleft()
+        self._cancel_requested_at, self._stall_reported = None, False
+        self._last_activity = time.monotonic()
+        limit = self.stall_timeout()
+        if limit > 0:
+            self._watchdog.start(int(min(1000.0, max(20.0, limit * 250))))  # 4 looks per limit, at least 1/s
         self.queue_changed.emit()
         self._run.emit(self._current)
 
@@ -466,12 +586,15 @@ class EngineWorker(QObject):
 
     @Slot(object)
     def _on_event(self, event: EngineEvent) -> None:
+        if self._current is not None and getattr(event, "job_id", None) == self._current.job_id:
+            self._note_activity()
         self._emit(event)
 
     @Slot(int)
     def _on_done(self, job_id: int) -> None:
         if self._current is not None and self._current.job_id == job_id:
             self._current = None
+            self._watchdog.stop()
         self.job_done.emit(job_id)
         self._dispatch()
         self._maybe_idle()
@@ -482,11 +605,13 @@ class EngineWorker(QObject):
 
     @Slot()
     def _on_loading(self) -> None:
+        self._note_activity()
         self.engine_state = "loading"
         self.engine_loading.emit()
 
     @Slot(object)
     def _on_ready(self, info: EngineInfo) -> None:
+        self._note_activity()
         self.engine_state = "ready"
         self.engine_info = info
         self.engine_ready.emit(info)
