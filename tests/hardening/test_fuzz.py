@@ -252,8 +252,8 @@ JSON_VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=12),
     st.sampled_from(["../evil", "/etc/passwd", "mask.png", "layers/x.png", "generate", "base", "uint8"]),
-    st.just([]),
-    st.just({}),
+    st.builds(list),  # fresh objects: a shared [] placed twice could end up inside itself
+    st.builds(dict),
     st.lists(st.integers(-3, 300), max_size=3),
 )
 
