@@ -23,7 +23,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from inpaint_studio.core.project import load_project
 from inpaint_studio.core.recovery import Autosaver, RecoveryItem, discard_recovery, find_recoverable
 
 SETTINGS_ENABLED = "autosave/enabled"
@@ -178,7 +177,7 @@ class AutosaveScheduler(QObject):
         if not self.window.maybe_save():
             self._offer([item, *(rest or [])])
             return False
-        project = self.window.run_guarded(load_project, item.project)
+        project = self.projects.load_in_background(item.project)
         if project is None:  # damaged: the message says so; keep the files for a manual look
             if rest:
                 self._offer(rest)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 
 from inpaint_studio.core.errors import InpaintStudioError
 
@@ -82,19 +82,22 @@ class BackgroundRunner(QObject):
         return task
 
     def wait(self, timeout_s: float | None = None) -> bool:
-        """Process events until every task is done (their callbacks ran); False on timeout."""
+        """Process events until every task is done (their callbacks ran); False on timeout.
+
+        Events are processed in place (not in a nested QEventLoop), so objects someone scheduled for
+        deletion with deleteLater are not deleted under their feet while the caller waits: the window keeps
+        painting and its timers run, and nothing else changes.
+        """
         if not self.busy:
             return True
-        loop = QEventLoop()
-        self.busy_changed.connect(loop.quit)
-        if timeout_s is not None:
-            QTimer.singleShot(int(timeout_s * 1000), loop.quit)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        tick = QTimer()  # wakes the wait below at least this often, whatever else happens
+        tick.start(25)
         try:
             while self.busy and (deadline is None or time.monotonic() < deadline):
-                loop.exec()
+                QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
         finally:
-            self.busy_changed.disconnect(loop.quit)
+            tick.stop()
         return not self.busy
 
     # ---- internals ----------------------------------------------------------------------------------

@@ -95,7 +95,8 @@ class Canvas(QWidget):
         self.setMinimumSize(QSize(200, 150))
         self.setAcceptDrops(False)  # the main window handles drops for the whole window
 
-        self._cache = DisplayCache(lambda rect: self.document.composite(rect, premultiplied=True))
+        self._primed: np.ndarray | None = None  # a composite computed elsewhere for the next reset
+        self._cache = DisplayCache(self._cache_source)
         self._original_cache: DisplayCache | None = None  # built on first use of the compare key
         self._original_layer: Layer | None = None
         self._mask_image: QImage | None = None
@@ -259,6 +260,22 @@ class Canvas(QWidget):
     @property
     def display_cache(self) -> DisplayCache:
         return self._cache
+
+    def prime_composite(self, premultiplied: np.ndarray) -> None:
+        """The whole document's premultiplied composite, computed off the UI thread (a project being opened):
+        the next reset's display cache uses it instead of compositing every layer here. One-shot."""
+        self._primed = premultiplied
+
+    def _cache_source(self, rect: Rect) -> np.ndarray:
+        primed, self._primed = self._primed, None
+        doc = self.document
+        if (
+            primed is not None
+            and tuple(rect) == (0, 0, doc.width, doc.height)
+            and primed.shape[:2] == (doc.height, doc.width)
+        ):
+            return primed
+        return doc.composite(rect, premultiplied=True)
 
     # ----------------------------------------------------------------- document events
     def _on_reset(self) -> None:

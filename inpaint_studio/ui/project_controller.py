@@ -188,16 +188,11 @@ class ProjectController(QObject):
         self.update_title()
 
     def open_project(self, path: str | Path, confirm: bool = True) -> bool:
+        """Open a project file as the work (asking about unsaved work first); False if it was not opened."""
         if confirm and not self.window.maybe_save():
             return False
         source = Path(path)
-        self.window.statusBar().showMessage(f"Opening {source.name}…")
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            project = self.window.run_guarded(load_project, source)
-        finally:
-            QGuiApplication.restoreOverrideCursor()
-            self.window.statusBar().clearMessage()
+        project = self.load_in_background(source)
         if project is None:
             return False
         self.show_project(project, source)
@@ -205,6 +200,39 @@ class ProjectController(QObject):
         entries = len(project.history) if project.history is not None else 0
         self.window.statusBar().showMessage(f"Opened {source.name}: {entries} history entries", 5000)
         return True
+
+    def load_in_background(self, source: Path) -> Project | None:
+        """Read and decode a project off the UI thread; None (with the error in the message bar) on failure.
+
+        The window keeps painting and its timers keep running while the file is decoded, but it takes no
+        input until the project is read, and the document is not touched before the whole file has loaded:
+        a damaged file leaves the current work exactly as it was.
+        """
+        outcome: dict[str, Any] = {}
+
+        def work() -> tuple[Project, Any]:
+            project = load_project(source)
+            # The canvas would composite every layer on the UI thread when the document resets: do it here.
+            return project, project.document.composite(premultiplied=True)
+
+        def done(loaded: tuple[Project, Any]) -> None:
+            outcome["project"], outcome["composite"] = loaded
+
+        def failed(message: str) -> None:
+            outcome["error"] = message
+
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            self.runner.submit(f"opening {source.name}", work, done, failed)
+            self._wait_for(outcome)
+        finally:
+            QGuiApplication.restoreOverrideCursor()
+            self.window.statusBar().clearMessage()
+        if "error" in outcome:
+            self.window.message_bar.show_error(outcome["error"])
+        if "composite" in outcome:
+            self.window.canvas.prime_composite(outcome["composite"])
+        return outcome.get("project")
 
     def open_ora(self, path: str | Path, confirm: bool = True) -> bool:
         """Import an OpenRaster file as the document; what could not be kept is said in the message bar."""
@@ -313,8 +341,8 @@ class ProjectController(QObject):
             return True
         return self._wait_for(outcome)
 
-    def _wait_for(self, outcome: dict[str, bool]) -> bool:
-        # Closing or opening must not go on before the save is safe: keep painting, block input.
+    def _wait_for(self, outcome: dict[str, Any]) -> bool:
+        # Closing or opening must not go on before the save (or the load) is done: keep painting, block input.
         self.window.setEnabled(False)
         try:
             self.runner.wait()
