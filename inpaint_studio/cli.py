@@ -131,7 +131,6 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     from inpaint_studio.core.imageio import load_image, load_mask, save_image
     from inpaint_studio.core.parameters import format_parameters
     from inpaint_studio.engine.events import CancelToken
-    from inpaint_studio.engine.runner import Engine
 
     job = job_from_args(args).resolved()
     out = Path(args.output)
@@ -139,7 +138,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     loaded = load_image(Path(args.image))
     mask = load_mask(Path(args.mask), size=loaded.image.size)
     control = load_image(Path(args.control_image)).image if args.control_image else None
-    engine = Engine(allow_download=args.download)
+    engine = _engine(args)
     cancel = CancelToken()
     previous = _cancel_on_sigint(cancel)
     try:
@@ -147,12 +146,29 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
         result = engine.run(job, loaded.image, mask, control_image=control, on_event=progress, cancel=cancel)
     finally:
         signal.signal(signal.SIGINT, previous)
+    _note_unsafe(result.model)
     model_name = result.model.get("reference", job.model)
     for path, image, seed in zip(_output_paths(out, len(result.images)), result.images, result.seeds):
         params = format_parameters(result.job, width=image.width, height=image.height, seed=seed, model_name=model_name)
         save_image(image, path, parameters=params, icc_profile=loaded.icc_profile, exif=loaded.exif)
         print(f"{path}  seed {seed}  {result.duration_s:.1f}s on {result.device}")
     return 0
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    from inpaint_studio.engine.runner import Engine
+
+    return Engine(allow_download=args.download, allow_unsafe_checkpoints=args.allow_unsafe_checkpoint)
+
+
+def _note_unsafe(model: dict[str, Any]) -> None:
+    """Say so whenever the explicit opt-in actually loaded a pickled checkpoint (the record says it too)."""
+    if model.get("source") == "legacy_checkpoint":
+        print(
+            f"inpaint-studio: loaded the pickled checkpoint {model.get('path')} because --allow-unsafe-checkpoint "
+            "was given (read weights-only).",
+            file=sys.stderr,
+        )
 
 
 def _cancel_on_sigint(cancel: Any) -> Any:
@@ -170,6 +186,8 @@ def _read_recipe(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise BadInputError(f"The recipe {path} cannot be read ({exc.strerror or exc}); check the path.") from exc
+    except RecursionError as exc:
+        raise BadInputError(f"The recipe {path} nests its brackets too deeply to be a recipe; fix the file.") from exc
     except ValueError as exc:
         raise BadInputError(f"The recipe {path} is not valid JSON ({exc}); fix the file.") from exc
     if not isinstance(data, dict):
@@ -228,7 +246,6 @@ def cmd_chain(args: argparse.Namespace) -> int:
         run_chain,
     )
     from inpaint_studio.engine.events import CancelToken, JobStarted
-    from inpaint_studio.engine.runner import Engine
 
     recipe = Path(args.recipe)
     chain = Chain.from_dict(_read_recipe(recipe))
@@ -281,7 +298,7 @@ def cmd_chain(args: argparse.Namespace) -> int:
         if tiles:
             save_image(comparison_grid(tiles, labels), out_dir / "grid.png")
 
-    engine = Engine(allow_download=args.download)
+    engine = _engine(args)
     cancel = CancelToken()
     bar: list[ProgressBar] = []
 
@@ -313,7 +330,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from inpaint_studio.core.project import load_project
     from inpaint_studio.engine.events import CancelToken
     from inpaint_studio.engine.replay import GENERATION_KINDS, replay
-    from inpaint_studio.engine.runner import Engine
 
     project = load_project(Path(args.project))
     history = project.history
@@ -331,7 +347,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise BadInputError("Say where to write the results with -o OUT_DIR.")
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    engine = Engine(allow_download=args.download)
+    engine = _engine(args)
     cancel = CancelToken()
     previous = _cancel_on_sigint(cancel)
     differing = 0
@@ -464,6 +480,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cuda, cuda:N, mps or cpu")
     p.add_argument("--memory", choices=[m.value for m in MemoryMode], default="none", help="CPU offload mode")
     p.add_argument("--download", action="store_true", help="download the model if it is not installed")
+    p.add_argument(
+        "--allow-unsafe-checkpoint",
+        action="store_true",
+        help="load a legacy pickled .ckpt/.pt/.pth you trust (refused by default: pickles can run code)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--weighted", action="store_true", help="prompt weighting: (word)1.3, word++, word-- (compel)")
     p.add_argument("--refiner", default=None, help="an SDXL refiner run after an SDXL model")
@@ -492,6 +513,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--input", action="append", metavar="NAME=PATH", help="set or replace an input file")
     c.add_argument("--device", default=None, help="run every step on this device (auto, cuda, cuda:N, mps, cpu)")
     c.add_argument("--download", action="store_true", help="download models that are not installed")
+    c.add_argument(
+        "--allow-unsafe-checkpoint",
+        action="store_true",
+        help="load a legacy pickled .ckpt/.pt/.pth you trust (refused by default: pickles can run code)",
+    )
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_chain)
 
@@ -504,6 +530,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="a new seed for the first replayed entry: a new branch")
     r.add_argument("--model", help="another model for the first replayed entry: a new branch")
     r.add_argument("--download", action="store_true", help="download a model that is not installed")
+    r.add_argument(
+        "--allow-unsafe-checkpoint",
+        action="store_true",
+        help="load a legacy pickled .ckpt/.pt/.pth you trust (refused by default: pickles can run code)",
+    )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_replay)
 

@@ -286,7 +286,7 @@ def load_project(path: str | os.PathLike[str], *, with_history: bool = True) -> 
     try:
         try:
             manifest = json.loads(safe.read("manifest.json", MAX_MANIFEST_BYTES))
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: thousands of nested brackets
             raise safe._fail("its manifest is not valid JSON") from exc
         _require(isinstance(manifest, dict), safe, "its manifest is not an object")
         manifest = migrate(manifest, source)
@@ -410,7 +410,7 @@ def read_manifest(path: str | os.PathLike[str]) -> Mapping[str, Any]:
         if not isinstance(manifest, dict):
             raise safe._fail("its manifest is not an object")
         return migrate(manifest, Path(path))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         if isinstance(exc, ProjectError):
             raise
         raise safe._fail("its manifest is not valid JSON") from exc

@@ -90,22 +90,23 @@ def find_recoverable(folder: Path | None = None) -> list[RecoveryItem]:
     items = []
     for note_path in folder.glob("*.json"):
         project = note_path.with_suffix(SUFFIX)
+        # A note is a file on disk like any other: one that is damaged is skipped, never a crash at start-up.
         try:
             note = json.loads(note_path.read_text(encoding="utf-8"))
             pid = int(note["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if not project.is_file() or _pid_alive(pid):
-            continue
-        items.append(
-            RecoveryItem(
+            if not project.is_file() or _pid_alive(pid):
+                continue
+            source = note.get("source")
+            item = RecoveryItem(
                 project=project,
                 note=note_path,
                 title=str(note.get("title") or project.stem),
                 saved_at=float(note.get("saved_at") or project.stat().st_mtime),
-                source=note.get("source"),
+                source=source if isinstance(source, str) else None,
             )
-        )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
+            continue
+        items.append(item)
     return sorted(items, key=lambda item: item.saved_at, reverse=True)
 
 

@@ -2,7 +2,10 @@
 
 All loading goes through the public diffusers API a user's model takes: AutoPipelineForInpainting for
 diffusers folders and hub snapshots (it picks the class from model_index.json), `from_single_file` for a
-.safetensors checkpoint. Only safetensors weights are read; no remote code is ever trusted.
+.safetensors checkpoint. Only safetensors weights are read (`use_safetensors=True`), from local files only;
+no remote code is ever trusted (no `trust_remote_code`, no `custom_pipeline`: tests/hardening/test_security.py
+checks every loading call). The one exception to "safetensors only" is a pickled checkpoint the user allowed
+explicitly (models.resolve_model, `allow_unsafe`), which diffusers reads with torch's weights-only unpickler.
 """
 
 from __future__ import annotations
@@ -48,7 +51,11 @@ def load_pipeline(info: ModelInfo, device: str, memory_mode: MemoryMode = Memory
     dtype = pick_dtype(device)
     common: dict[str, Any] = {"dtype": dtype, "use_safetensors": True}
     try:
-        if info.source == "single_file":
+        if info.source in ("single_file", "legacy_checkpoint"):
+            if info.source == "legacy_checkpoint":
+                # Allowed by the user (models.detect_legacy_checkpoint already read it weights-only); diffusers
+                # reads it again with torch.load(weights_only=True) too.
+                log.warning("loading the pickled checkpoint %s, which the user allowed explicitly", info.path)
             cls = StableDiffusionXLInpaintPipeline if info.family.is_sdxl else StableDiffusionInpaintPipeline
             kwargs = dict(common)
             if info.config_dir is not None:
@@ -70,6 +77,17 @@ def load_pipeline(info: ModelInfo, device: str, memory_mode: MemoryMode = Memory
             ) from exc
         if not isinstance(exc, (OSError, ValueError, KeyError, RuntimeError)):
             raise
+        text = str(exc)
+        if "custom code" in text:
+            raise ModelUnavailableError(
+                f"The model {info.name} ships its own Python code, which this app never runs; choose a model "
+                "made of diffusers' own components."
+            ) from exc
+        if "no file named" in text and ".safetensors" in text:
+            raise ModelUnavailableError(
+                f"The model {info.name} has no .safetensors weights for a part of it (pickled weights are never "
+                "loaded: they can run code); download its safetensors version."
+            ) from exc
         raise ModelUnavailableError(
             f"The model {info.name} could not be loaded ({_short(exc)}); it may be incomplete: "
             "download it again or choose another model."

@@ -7,7 +7,11 @@ A reference is one of:
 - a Hugging Face hub id "owner/name", found in the local cache, or downloaded when the caller allows it.
 
 Detection reads only JSON configs and the safetensors header, never weights, so it is instant and safe.
-Legacy pickled .ckpt files are refused: unpickling can run arbitrary code.
+Legacy pickled checkpoints (.ckpt, .pt, .pth) are refused: unpickling can run arbitrary code. A user who
+trusts where such a file came from can allow it explicitly (`allow_unsafe=True`: the command line's
+--allow-unsafe-checkpoint, a confirmation in the studio); it is then read with torch's restricted
+unpickler (`weights_only=True`, which refuses anything but tensors and plain containers), and the result
+records `source: "legacy_checkpoint"`. Nothing is unpickled to refuse a file: the refusal looks at the name.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from inpaint_studio.core.errors import ModelUnavailableError
 from inpaint_studio.core.jobspec import CLASSIC_MODEL
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+PICKLED_CHECKPOINTS = (".ckpt", ".pt", ".pth")  # single-file SD checkpoints saved with torch.save
+PICKLED_SUFFIXES = (*PICKLED_CHECKPOINTS, ".bin")
 
 
 class Family(str, Enum):
@@ -68,7 +74,7 @@ class ModelInfo:
     """What a reference resolved to; `to_dict()` is what history records keep."""
 
     reference: str
-    source: str  # classic | folder | single_file | hub
+    source: str  # classic | folder | single_file | legacy_checkpoint (pickled, allowed by the user) | hub
     family: Family
     path: Path | None = None
     pipeline_class: str | None = None
@@ -260,6 +266,71 @@ def detect_single_file(path: Path) -> ModelInfo:
     )
 
 
+def detect_legacy_checkpoint(path: Path) -> ModelInfo:
+    """Family of a pickled checkpoint the user allowed, read with torch's weights-only unpickler.
+
+    Only called with the user's explicit permission. `weights_only=True` refuses any pickle that would call
+    a function or build an object other than tensors and plain containers (the way such files run code),
+    and mmap avoids reading the weights themselves.
+    """
+    import pickle
+    import zipfile
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    except pickle.UnpicklingError as exc:
+        raise ModelUnavailableError(
+            f"{path.name} holds more than weights (it would run code when loaded), so it was not loaded even "
+            "though you allowed it; use a .safetensors version of this model."
+        ) from exc
+    except (OSError, RuntimeError, ValueError, EOFError, AttributeError) as exc:
+        raise ModelUnavailableError(
+            f"{path.name} is not a readable checkpoint ({exc!s:.120}); download it again."
+        ) from exc
+    while isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    conv_in = state.get("model.diffusion_model.input_blocks.0.0.weight") if isinstance(state, dict) else None
+    if conv_in is None or getattr(conv_in, "ndim", 0) != 4:
+        raise ModelUnavailableError(
+            f"The file {path.name} is not a Stable Diffusion checkpoint this app can load; "
+            "use an SD 1.x/2.x or SDXL checkpoint, or a diffusers folder."
+        )
+    in_channels = int(conv_in.shape[1])
+    sdxl = any(str(key).startswith("conditioner.embedders.") for key in state)
+    if sdxl:
+        family, pipeline_class = (
+            Family.SDXL_INPAINT if in_channels == 9 else Family.SDXL,
+            "StableDiffusionXLInpaintPipeline",
+        )
+    else:
+        family, pipeline_class = Family.SD_INPAINT if in_channels == 9 else Family.SD, "StableDiffusionInpaintPipeline"
+    return ModelInfo(
+        reference=str(path),
+        source="legacy_checkpoint",
+        family=family,
+        path=path,
+        pipeline_class=pipeline_class,
+        in_channels=in_channels,
+        config_dir=single_file_config(path),
+    )
+
+
+def pickled_checkpoint_refusal(path: Path) -> ModelUnavailableError:
+    """Why a pickled file is not loaded (decided from its name: nothing is read, so nothing can run)."""
+    if path.suffix.lower() in PICKLED_CHECKPOINTS:
+        return ModelUnavailableError(
+            f"{path.name} is a legacy pickled checkpoint, which can run hidden code when loaded; use the "
+            ".safetensors version of this model, or, if you trust where this file came from, allow it "
+            "explicitly (--allow-unsafe-checkpoint, or confirm when adding it in the studio)."
+        )
+    return ModelUnavailableError(
+        f"{path.name} is a pickled file, which can run hidden code when loaded, and not a model checkpoint "
+        "this app can load; use the model's .safetensors files or its diffusers folder."
+    )
+
+
 def single_file_config(path: Path) -> Path | None:
     """A diffusers config folder for a single-file checkpoint: `<name>.config/` or `config/` beside it.
 
@@ -333,9 +404,15 @@ def _revision_of(snapshot: Path) -> str | None:
 
 
 def resolve_model(
-    reference: str, *, allow_download: bool = False, progress: Callable[..., Any] | None = None
+    reference: str,
+    *,
+    allow_download: bool = False,
+    progress: Callable[..., Any] | None = None,
+    allow_unsafe: bool = False,
 ) -> ModelInfo:
-    """Turn a user's model reference into local files and a detected family (see module docstring)."""
+    """Turn a user's model reference into local files and a detected family (see module docstring).
+
+    `allow_unsafe`: the user explicitly allowed loading this pickled checkpoint (.ckpt/.pt/.pth)."""
     reference = reference.strip()
     if reference == CLASSIC_MODEL or reference.startswith(CLASSIC_MODEL + ":"):
         return ModelInfo(reference=reference, source="classic", family=Family.CLASSIC)
@@ -347,11 +424,10 @@ def resolve_model(
         suffix = path.suffix.lower()
         if suffix == ".safetensors":
             return detect_single_file(path)
-        if suffix in (".ckpt", ".pt", ".pth", ".bin"):
-            raise ModelUnavailableError(
-                f"{path.name} is a legacy pickled checkpoint, which can run hidden code when loaded; "
-                "use the .safetensors version of this model instead."
-            )
+        if suffix in PICKLED_CHECKPOINTS and allow_unsafe:
+            return detect_legacy_checkpoint(path)
+        if suffix in PICKLED_SUFFIXES:
+            raise pickled_checkpoint_refusal(path)
         raise ModelUnavailableError(f"{path} is not a model; choose a diffusers folder or a .safetensors checkpoint.")
     looks_like_path = reference.startswith((".", "/", "~")) or "\\" in reference or reference.endswith(".safetensors")
     if looks_like_path or not HUB_ID.match(reference):

@@ -22,6 +22,7 @@ import math
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -129,16 +130,26 @@ def working_size_for(box_size: tuple[int, int], native: int, resolution: int | N
 class Engine:
     """Runs jobs; keeps one pipeline loaded between jobs (see PipelineManager)."""
 
-    def __init__(self, *, allow_download: bool = False) -> None:
+    def __init__(self, *, allow_download: bool = False, allow_unsafe_checkpoints: bool = False) -> None:
+        """`allow_unsafe_checkpoints`: load any pickled .ckpt/.pt/.pth the jobs name (the command line's
+        --allow-unsafe-checkpoint); otherwise only those passed to `allow_unsafe_checkpoint`."""
         from inpaint_studio.engine.loader import PipelineManager
 
         self.pipelines = PipelineManager()
         self.allow_download = allow_download
+        self.allow_unsafe_checkpoints = allow_unsafe_checkpoints
+        self.allowed_unsafe: set[str] = set()  # pickled checkpoints the user allowed one by one (the studio)
         self._scheduler_configs: dict[str, dict[str, Any]] = {}
 
     # ---- public API -----------------------------------------------------------------------------------
+    def allow_unsafe_checkpoint(self, path: str) -> None:
+        """The user confirmed loading this pickled checkpoint (read weights-only even then)."""
+        self.allowed_unsafe.add(str(Path(path).expanduser()))
+
     def resolve(self, reference: str) -> ModelInfo:
-        return resolve_model(reference, allow_download=self.allow_download)
+        path = str(Path(reference.strip()).expanduser())
+        allowed = self.allow_unsafe_checkpoints or path in self.allowed_unsafe
+        return resolve_model(reference, allow_download=self.allow_download, allow_unsafe=allowed)
 
     def release(self) -> None:
         """Unload the current model and return its memory."""

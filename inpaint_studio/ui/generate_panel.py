@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -51,12 +52,13 @@ from inpaint_studio.core.jobspec import (
     MaskOptions,
 )
 from inpaint_studio.engine.catalog import CatalogEntry, InstalledModel, catalog
-from inpaint_studio.engine.models import resolve_model
+from inpaint_studio.engine.models import PICKLED_CHECKPOINTS, resolve_model
 from inpaint_studio.engine.schedulers import scheduler_names
 from inpaint_studio.ui import generate_icons
 
 SETTINGS_MODEL = "generate/model"
 SETTINGS_LOCAL_MODELS = "generate/local_models"
+SETTINGS_UNSAFE_ALLOWED = "models/unsafe_allowed"  # pickled checkpoints the user chose to trust, one by one
 SETTINGS_PARAMS = "generate/params"
 SETTINGS_SEED_LOCKED = "generate/seed_locked"
 SETTINGS_LIVE_PREVIEW = "generate/live_preview"
@@ -376,21 +378,70 @@ class GeneratePanel(QWidget):
         return self.current_choice().reference if self._choices else CLASSIC_MODEL
 
     def select_model(self, reference: str) -> bool:
-        """Choose a model by reference; an unknown local path is added first. False if it is unusable."""
+        """Choose a model by reference; an unknown local path is added first. False if it is unusable.
+
+        References come from files too (projects, history, parameters): a pickled checkpoint the user has
+        not allowed is refused here, never offered for confirmation."""
         if not any(c.reference == reference for c in self._choices) and not self.add_local_model(reference):
             return False
         index = next(i for i, c in enumerate(self._choices) if c.reference == reference)
         self.model_combo.setCurrentIndex(index)
         return True
 
-    def add_local_model(self, path: str) -> bool:
-        """Check a folder / .safetensors file is a usable model (reads configs only) and add it."""
+    def unsafe_allowed(self) -> list[str]:
+        """Pickled checkpoints the user allowed (the recorded opt-in, QSettings "models/unsafe_allowed")."""
+        value = self.settings.value(SETTINGS_UNSAFE_ALLOWED, [])
+        if isinstance(value, str):
+            value = [value] if value else []
+        return [str(v) for v in (value or [])]
+
+    def is_unsafe_allowed(self, reference: str) -> bool:
+        return reference in self.unsafe_allowed()
+
+    def add_local_model(self, path: str, *, ask_unsafe: bool = False) -> bool:
+        """Check a folder / .safetensors file is a usable model (reads configs only) and add it.
+
+        A pickled checkpoint (.ckpt/.pt/.pth) is added only when the user allowed it before, or, with
+        `ask_unsafe` (the "Add model file" action), confirms now; the engine then reads it weights-only."""
+        if Path(path).suffix.lower() in PICKLED_CHECKPOINTS:
+            return self._add_pickled(path, ask_unsafe)
         try:
             info = resolve_model(path)
         except InpaintStudioError as error:
             self.add_model_failed.emit(str(error))
             return False
-        reference = str(info.path or path)
+        return self._remember_local(str(info.path or path))
+
+    def _add_pickled(self, path: str, ask: bool) -> bool:
+        reference = str(Path(path).expanduser())
+        if not Path(reference).is_file():
+            self.add_model_failed.emit(f"The checkpoint {reference} does not exist; check the path.")
+            return False
+        if not self.is_unsafe_allowed(reference):
+            if not ask or not self.confirm_unsafe_checkpoint(reference):
+                try:
+                    resolve_model(reference)  # the refusal sentence, without reading the file
+                except InpaintStudioError as error:
+                    self.add_model_failed.emit(str(error))
+                return False
+            self.settings.setValue(SETTINGS_UNSAFE_ALLOWED, [*self.unsafe_allowed(), reference])
+        return self._remember_local(reference)
+
+    def confirm_unsafe_checkpoint(self, path: str) -> bool:
+        """Ask before trusting a pickled checkpoint; the default answer is No."""
+        answer = QMessageBox.warning(
+            self,
+            "Load a pickled checkpoint?",
+            f"{Path(path).name} is a legacy pickled checkpoint. Loading a pickle can run hidden code, so "
+            "Inpaint Studio refuses such files unless you trust where this one came from.\n\n"
+            "It will be read with PyTorch's weights-only loader, which refuses files that contain code. "
+            "Prefer a .safetensors version when there is one.\n\nLoad this file?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _remember_local(self, reference: str) -> bool:
         paths = self.local_models()
         if reference not in paths:
             paths.append(reference)
@@ -406,9 +457,14 @@ class GeneratePanel(QWidget):
             self.add_local_model(path)
 
     def add_model_file_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", "", "Checkpoints (*.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Choose a checkpoint",
+            "",
+            "Checkpoints (*.safetensors);;Legacy pickled checkpoints (*.ckpt *.pt *.pth)",
+        )
         if path:
-            self.add_local_model(path)
+            self.add_local_model(path, ask_unsafe=True)
 
     def _on_model_index_changed(self, _index: int) -> None:
         if not self._choices:
@@ -613,7 +669,7 @@ class GeneratePanel(QWidget):
         if raw:
             try:
                 data = json.loads(str(raw))
-            except ValueError:
+            except (ValueError, RecursionError):
                 data = {}
         if not isinstance(data, dict):
             data = {}

@@ -255,6 +255,8 @@ class GenerationController(QObject):
         if self.worker.is_closed:
             raise InpaintStudioError("The generation engine has been shut down; restart the application.")
         preview_every = PREVIEW_EVERY if self.panel.live_preview and not job.is_classical else 0
+        if self.panel.is_unsafe_allowed(job.model):  # the user's recorded opt-in for this pickled checkpoint
+            self.worker.allow_unsafe_checkpoint(job.model)
         job_id = self.worker.submit(job, image, mask, preview_every=preview_every)
         # The worker made its own read-only copies; keep those (no second copy of a large photo).
         request = self.worker.request(job_id)

@@ -160,11 +160,17 @@ class _EngineHost(QObject):
     ready = Signal(object)  # EngineInfo
     load_failed = Signal(str)
 
-    def __init__(self, engine_factory: Callable[[], Any] | None = None, torch_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        engine_factory: Callable[[], Any] | None = None,
+        torch_threads: int | None = None,
+        allowed_unsafe: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__()
         self._engine: Any = None
         self._factory = engine_factory
         self._torch_threads = torch_threads
+        self._allowed_unsafe = set(allowed_unsafe)  # pickled checkpoints the user allowed (see allow_unsafe)
         self._owns_engine = engine_factory is None  # an injected engine is released by whoever made it
         self.info: EngineInfo | None = None
 
@@ -193,6 +199,8 @@ class _EngineHost(QObject):
         from inpaint_studio.engine.runner import Engine
 
         self._engine = self._factory() if self._factory else Engine()
+        for path in self._allowed_unsafe:
+            self._allow_on_engine(path)
         device = pick_device("auto")
         self.info = EngineInfo(
             device=device,
@@ -250,6 +258,17 @@ class _EngineHost(QObject):
         finally:
             self.done.emit(request.job_id)
 
+    @Slot(str)
+    def allow_unsafe(self, path: str) -> None:
+        self._allowed_unsafe.add(path)
+        if self._engine is not None:
+            self._allow_on_engine(path)
+
+    def _allow_on_engine(self, path: str) -> None:
+        allow = getattr(self._engine, "allow_unsafe_checkpoint", None)  # fake engines in tests have none
+        if allow is not None:
+            allow(path)
+
     @Slot()
     def release(self) -> None:
         if self._engine is not None:
@@ -298,6 +317,7 @@ class EngineWorker(QObject):
     _warm = Signal()
     _release = Signal()
     _stop = Signal()
+    _allow = Signal(str)
 
     def __init__(
         self,
@@ -324,6 +344,7 @@ class EngineWorker(QObject):
         self.stall_timeout_s = stall_timeout_s
         self.abandon_grace_s = abandon_grace_s
         self.abandoned_jobs: list[int] = []
+        self._allowed_unsafe: set[str] = set()
         self._last_activity = 0.0
         self._stall_reported = False
         self._cancel_requested_at: float | None = None
@@ -336,9 +357,10 @@ class EngineWorker(QObject):
         """A worker thread and the engine host that lives in it (not started yet)."""
         thread = QThread()
         thread.setObjectName("inpaint-engine")
-        host = _EngineHost(self._factory, self._torch_threads)
+        host = _EngineHost(self._factory, self._torch_threads, frozenset(self._allowed_unsafe))
         host.moveToThread(thread)
         self._run.connect(host.run)
+        self._allow.connect(host.allow_unsafe)
         self._warm.connect(host.warm_up)
         self._release.connect(host.release)
         self._stop.connect(host.stop)
@@ -360,6 +382,7 @@ class EngineWorker(QObject):
             (self._warm, host.warm_up),
             (self._release, host.release),
             (self._stop, host.stop),
+            (self._allow, host.allow_unsafe),
             (host.event, self._on_event),
             (host.done, self._on_done),
             (host.loading, self._on_loading),
@@ -416,6 +439,13 @@ class EngineWorker(QObject):
         if not self._closing and self.engine_state == "idle":
             self._ensure_started()
             self._warm.emit()
+
+    def allow_unsafe_checkpoint(self, path: str) -> None:
+        """Let the engine load this pickled checkpoint (the user confirmed it); applies to later jobs."""
+        if path in self._allowed_unsafe:
+            return
+        self._allowed_unsafe.add(path)
+        self._allow.emit(path)  # queued before any job submitted after this call
 
     def release_model(self) -> None:
         """Unload the current model once the worker is free (returns its memory)."""
