@@ -166,11 +166,13 @@ class InpaintJob:
         if not (1 <= self.steps <= MAX_STEPS):
             out.append(f"Steps is {self.steps}; use between 1 and {MAX_STEPS}.")
         elif not self.is_classical and 0.0 < self.strength <= 1.0 and self.strength * self.steps < 1:
-            need = int(1 / self.strength) + 1
-            out.append(
-                f"Strength {self.strength} x {self.steps} steps runs no denoising step at all; "
-                f"raise the steps to at least {need} or the strength."
+            need = 1 / self.strength  # inf for the tiniest strengths: never int() it unchecked
+            advice = (
+                f"raise the steps to at least {int(need) + 1} or the strength"
+                if need < MAX_STEPS
+                else "raise the strength"
             )
+            out.append(f"Strength {self.strength} x {self.steps} steps runs no denoising step at all; {advice}.")
         if self.seed is not None and not (0 <= self.seed <= MAX_SEED):
             out.append(f"Seed {self.seed} is out of range; use a whole number from 0 to {MAX_SEED}.")
         if not (1 <= self.variants <= MAX_VARIANTS):
@@ -276,17 +278,23 @@ class InpaintJob:
                 kwargs["mask"] = _options_from(MaskOptions, kwargs["mask"], "mask")
             if "speed" in kwargs:
                 kwargs["speed"] = _options_from(SpeedOptions, kwargs["speed"], "speed")
-            for name, enum in (
-                ("area", Area),
-                ("output_size", OutputSize),
-                ("classical_method", ClassicalMethod),
-                ("memory_mode", MemoryMode),
-                ("task", Task),
-            ):
-                if name in kwargs:
-                    kwargs[name] = enum(kwargs[name])
         except (TypeError, ValueError) as exc:
             raise BadInputError(f"A job setting has a value that is not allowed: {exc}.") from exc
+        for name, enum in (
+            ("area", Area),
+            ("output_size", OutputSize),
+            ("classical_method", ClassicalMethod),
+            ("memory_mode", MemoryMode),
+            ("task", Task),
+        ):
+            if name in kwargs:
+                try:
+                    kwargs[name] = enum(kwargs[name])
+                except (TypeError, ValueError) as exc:
+                    choices = ", ".join(member.value for member in enum)
+                    raise BadInputError(
+                        f"The job setting '{name}' is {kwargs[name]!r:.40}; use one of: {choices}."
+                    ) from exc
         for name, value in kwargs.items():
             _check_kind(name, value, _FIELD_KINDS[name])
         return cls(**kwargs)

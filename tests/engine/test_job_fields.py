@@ -27,7 +27,7 @@ def test_new_fields_round_trip_and_older_records_keep_their_meaning():
     old = InpaintJob.from_dict(recorded_before)
     assert old.task is Task.INPAINT and not old.prompt_weighting and old.refiner is None
     assert old.speed == SpeedOptions() and old.controlnet is None
-    with pytest.raises(BadInputError, match="not allowed"):
+    with pytest.raises(BadInputError, match="'task' is 'outpaint'; use one of: inpaint, text2img, img2img"):
         InpaintJob.from_dict({"task": "outpaint"})
 
 

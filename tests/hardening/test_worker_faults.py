@@ -357,7 +357,8 @@ def test_cancel_from_the_window_thread_at_every_step(
     qtbot, real_worker: EngineWorker, tiny_sd_inpaint: Path, at: object
 ) -> None:
     """The same through the worker: the cancel is sent from the UI thread when the step's event arrives
-    there (the engine may have run a step further by then), and the next queued job runs normally."""
+    there (the engine may have run further by then, even to the end on a busy machine). Whatever the timing:
+    one outcome, never a partial result, and the next queued job runs normally."""
     events = Events(real_worker)
     job_id: list[int] = []
 
@@ -375,8 +376,11 @@ def test_cancel_from_the_window_thread_at_every_step(
     finally:
         real_worker.event.disconnect(cancel_at)
     steps = [e.step for e in events.of(job_id[0]) if isinstance(e, JobProgress)]
-    assert isinstance(events.terminal(job_id[0]), JobCancelled)
+    outcome = events.terminal(job_id[0])
     assert steps == list(range(1, len(steps) + 1)) and len(steps) >= (0 if at == "started" else int(at))
+    # Cancelled, or (when the UI thread got to it only after the last step) finished whole: never partial.
+    assert isinstance(outcome, JobCancelled) or (isinstance(outcome, JobFinished) and len(steps) == STEPS)
+    assert len([e for e in events.of(job_id[0]) if e is outcome]) == 1
     assert isinstance(events.terminal(following), JobFinished)
 
 
