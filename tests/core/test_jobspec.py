@@ -52,5 +52,5 @@ def test_dict_round_trip_and_unknown_keys():
     assert InpaintJob.from_dict(data) == job
     with pytest.raises(BadInputError, match="Unknown job setting.*stepz"):
         InpaintJob.from_dict({"stepz": 3})
-    with pytest.raises(BadInputError, match="not allowed"):
+    with pytest.raises(BadInputError, match="'area' is 'everywhere'; use one of: whole, masked"):
         InpaintJob.from_dict({"area": "everywhere"})
