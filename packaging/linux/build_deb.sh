@@ -51,7 +51,7 @@ Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: inpaint-studio
 
 Files: *
-Copyright: Inpaint Studio contributors
+Copyright: $(date -u +%Y -d @"${SOURCE_DATE_EPOCH:-$(date +%s)}") Inpaint Studio contributors
 License: Apache-2.0
 Comment: The bundle in /opt/inpaint-studio also contains Python, Qt (LGPL-3.0), PyTorch (BSD-3-Clause),
  diffusers and transformers (Apache-2.0), OpenCV (Apache-2.0) and their dependencies, each under its own

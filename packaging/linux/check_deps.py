@@ -31,6 +31,9 @@ KNOWN_PACKAGES = {
     "libstdc++.so.6": "libstdc++6",
     "libgcc_s.so.1": "libgcc-s1",
 }
+# The NVIDIA driver's own libraries: installed with the driver (distribution packages with various names, or
+# NVIDIA's installer), loaded by torch only when CUDA is used. Never a package dependency.
+DRIVER_SONAMES = {"libcuda.so.1", "libnvidia-ml.so.1"}
 # Optional plugins: Qt skips a plugin whose libraries are missing, so theirs may be Recommends only.
 # The GTK platform theme gives GNOME users native file dialogs; without GTK Qt's own dialogs appear.
 OPTIONAL_PLUGINS = re.compile(r"plugins/platformthemes/libqgtk3\.so$")
@@ -83,6 +86,9 @@ def main(argv: list[str]) -> int:
     missing = []
     print(f"{len(files)} ELF files; {len(wanted)} system libraries needed:")
     for soname in sorted(wanted):
+        if soname in DRIVER_SONAMES:
+            print(f"  ok  {soname:<28} {'(NVIDIA driver)':<22} not declared")
+            continue
         if LIBC_SONAMES.match(soname):
             package = "libc6"
         else:
