@@ -408,6 +408,14 @@ IMAGE_CASES: tuple[Case, ...] = (
         "3.6 GP TIFF header: refused before decoding",
         error="250,000,000",
     ),
+    Case(
+        "tiff-short-strips",
+        "short.tif",
+        lambda: patch_tiff_size(_tiff(), 48, 3_000_000),
+        False,
+        "strips cover 32 of 3,000,000 rows: refused before decoding (not zero-filled)",
+        error="covers 1,536 of 144,000,000",
+    ),
     Case("bomb-gif", "bomb.gif", gif_bomb, False, "65535x65535 GIF: refused", error="250,000,000"),
     Case(
         "cmyk-jpeg",
