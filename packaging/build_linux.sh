@@ -151,6 +151,7 @@ ls "$MODELS"
 CLI_MODELS=(--cli-model "$MODELS/sdxl_inpaint" --cli-model "$MODELS/kandinsky_inpaint"
     --cli-model "$MODELS/sd_inpaint_single_file/tiny-sd-inpainting.safetensors")
 SMOKE=$(mktemp -d /tmp/inpaint-smoke.XXXXXX)
+trap 'rm -rf "$SMOKE"' EXIT  # the logs in $LOGS keep the output of a failed run
 # An empty environment: no PATH to a venv, no PYTHONPATH, no VIRTUAL_ENV; one torch thread (tiny models).
 clean_env() { env -i PATH=/usr/bin:/bin LANG=C.UTF-8 HOME="$1" QT_QPA_PLATFORM=offscreen OMP_NUM_THREADS=1 "${@:2}"; }
 
@@ -255,7 +256,6 @@ summary = {
 Path(out).write_text(json.dumps(summary, indent=2) + "\n")
 print(json.dumps(summary, indent=2))
 PY
-rm -rf "$SMOKE"
 echo
 echo "artifacts in $ARTIFACTS:"
 ls -la "$ARTIFACTS"
