@@ -42,6 +42,7 @@ from inpaint_studio.core.jobspec import (
 )
 from inpaint_studio.core.project import Project, load_project, save_project
 from inpaint_studio.engine.chain import Chain, ChainStep
+from tests.core.test_project import assert_same_document
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -242,17 +243,7 @@ def test_any_project_saves_and_opens_unchanged(project: Project) -> None:
         b.metadata.get("path"),
         b.metadata.get("parameters"),
     )
-    assert np.array_equal(a.mask, b.mask)
-    for la, lb in zip(a.layers, b.layers, strict=True):
-        assert (la.id, la.name, la.kind, la.visible, la.opacity, la.metadata) == (
-            lb.id,
-            lb.name,
-            lb.kind,
-            lb.visible,
-            lb.opacity,
-            lb.metadata,
-        )
-        assert np.array_equal(la.pixels, lb.pixels)
+    assert_same_document(a, b)
     ha, hb = project.history, loaded.history
     assert hb is not None and not loaded.notes
     assert (ha.head_id, ha.next_id) == (hb.head_id, hb.next_id)
