@@ -71,8 +71,8 @@ def bench_dabs(dabs: int) -> tuple[list[tuple[str, float, float, float, int]], d
     from PySide6.QtCore import QEvent, QObject, QPointF, QSettings
 
     from inpaint_studio.ui.app import create_application
-    from inpaint_studio.ui.main_window import MainWindow
-    from inpaint_studio.ui.tools import PointerEvent
+    from inpaint_studio.ui.canvas.tools import PointerEvent
+    from inpaint_studio.ui.window.main_window import MainWindow
 
     class PaintCounter(QObject):
         count = 0
@@ -140,7 +140,7 @@ def bench_dabs(dabs: int) -> tuple[list[tuple[str, float, float, float, int]], d
 
     # Memory: document with 3 layers (base, a full-size result, a paint layer) + mask + display cache.
     from inpaint_studio.core.document import Layer
-    from inpaint_studio.ui.commands import AddLayerCommand, SetLayerVisibleCommand
+    from inpaint_studio.ui.document.commands import AddLayerCommand, SetLayerVisibleCommand
 
     doc = window.document
     result = np.zeros((H, W, 4), np.uint8)
@@ -169,7 +169,7 @@ STARTUP_CHILD = textwrap.dedent(
     """
     import os, sys, time
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    import inpaint_studio.ui.main_window as main_window
+    import inpaint_studio.ui.window.main_window as main_window
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 

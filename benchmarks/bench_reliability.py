@@ -33,8 +33,8 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     from inpaint_studio.engine.runner import Engine
-    from inpaint_studio.ui.main_window import MainWindow
-    from inpaint_studio.ui.worker import EngineWorker
+    from inpaint_studio.ui.engine_thread.worker import EngineWorker
+    from inpaint_studio.ui.window.main_window import MainWindow
     from tests.hardening.load import MB, run_model_switching, run_queue, run_undo_redo
     from tests.tiny_models import build_sd, build_sd_inpaint
 

@@ -62,10 +62,10 @@ def child(threads: int, jobs: int, model_dir: Path) -> dict:
 
     from inpaint_studio.core.jobspec import Area, InpaintJob
     from inpaint_studio.ui.app import create_application
-    from inpaint_studio.ui.commands import mask_change
-    from inpaint_studio.ui.generation_controller import install_generation
-    from inpaint_studio.ui.main_window import MainWindow
-    from inpaint_studio.ui.worker import EngineWorker, run_job
+    from inpaint_studio.ui.controllers.generation import install_generation
+    from inpaint_studio.ui.document.commands import mask_change
+    from inpaint_studio.ui.engine_thread.worker import EngineWorker, run_job
+    from inpaint_studio.ui.window.main_window import MainWindow
 
     app = create_application([])
     loop = qasync.QEventLoop(app)

@@ -229,7 +229,7 @@ class Driver:
     async def find_window(self) -> Any:
         from PySide6.QtWidgets import QApplication
 
-        from inpaint_studio.ui.main_window import MainWindow
+        from inpaint_studio.ui.window.main_window import MainWindow
 
         def windows() -> list[Any]:
             return [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
@@ -243,7 +243,7 @@ class Driver:
         import numpy as np
         from PIL import Image
 
-        from inpaint_studio.ui.generation_controller import install_generation
+        from inpaint_studio.ui.controllers.generation import install_generation
 
         report, args = self.report, self.args
         await wait_until(lambda: not window.document.is_empty, 60, "the sample image to open")
@@ -294,7 +294,7 @@ class Driver:
     async def first_run_state(self, window: Any, controller: Any) -> None:
         from inpaint_studio.core.jobspec import CLASSIC_MODEL
         from inpaint_studio.engine.catalog import installed_models
-        from inpaint_studio.ui.main_window import ENGINE_PLACEHOLDER
+        from inpaint_studio.ui.window.main_window import ENGINE_PLACEHOLDER
 
         report, panel = self.report, controller.panel
         report.check("no model installed (fresh cache)", installed_models() == [], os.environ.get("HF_HOME", ""))

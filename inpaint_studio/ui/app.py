@@ -107,7 +107,7 @@ def _install_excepthook() -> None:
 
     def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
         log.error("uncaught exception:\n%s", "".join(traceback.format_exception(kind, value, tb)))
-        from inpaint_studio.ui.main_window import MainWindow
+        from inpaint_studio.ui.window.main_window import MainWindow
 
         window = QApplication.activeWindow()
         if isinstance(window, MainWindow):
@@ -123,7 +123,7 @@ def run_gui(paths: list[str]) -> int:
     projects and OpenRaster files open as the document), run until it closes."""
     import qasync
 
-    from inpaint_studio.ui.main_window import MainWindow
+    from inpaint_studio.ui.window.main_window import MainWindow
 
     app = create_application()
     _install_excepthook()
@@ -151,7 +151,7 @@ def end_if_threads_are_stuck(code: int) -> None:
     during the interpreter's exit. By now the window has closed cleanly (work saved or discarded, the
     autosave slot removed), so nothing is lost by not running the remaining exit handlers.
     """
-    from inpaint_studio.ui.worker import orphaned_threads
+    from inpaint_studio.ui.engine_thread.worker import orphaned_threads
 
     stuck = orphaned_threads()
     if not stuck:

@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 SIZE = 32
 INK = QColor(225, 225, 230)
 ACCENT = QColor(255, 48, 96)  # the mask overlay colour
+LOCKED = QColor(255, 196, 64)  # a locked seed
 
 
 def _draw(paint: Callable[[QPainter], None]) -> QIcon:
@@ -164,5 +165,40 @@ def layer_delete() -> QIcon:
         p.drawPath(path)
         p.drawLine(QPointF(14, 13), QPointF(14.5, 23))
         p.drawLine(QPointF(18, 13), QPointF(17.5, 23))
+
+    return _draw(paint)
+
+
+# ---- the Generate panel's seed controls ----
+
+
+def padlock(locked: bool) -> QIcon:
+    """A closed (amber) or open (grey) padlock."""
+
+    def paint(painter: QPainter) -> None:
+        color = LOCKED if locked else INK
+        painter.setPen(QPen(color, 3, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        shackle = QRectF(9, 4, 14, 16) if locked else QRectF(15, 2, 14, 16)
+        painter.drawArc(shackle, 0, 180 * 16)
+        if locked:
+            painter.drawLine(QPointF(9, 12), QPointF(9, 15))
+        painter.drawLine(QPointF(shackle.right(), 12), QPointF(shackle.right(), 15))
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        painter.drawRoundedRect(QRectF(6, 15, 20, 14), 3, 3)
+
+    return _draw(paint)
+
+
+def dice() -> QIcon:
+    def paint(painter: QPainter) -> None:
+        painter.setPen(QPen(INK, 2))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRoundedRect(QRectF(5, 5, 22, 22), 5, 5)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(INK)
+        for x, y in ((11, 11), (16, 16), (21, 21), (21, 11), (11, 21)):
+            painter.drawEllipse(QPointF(x, y), 2.2, 2.2)
 
     return _draw(paint)

@@ -77,7 +77,7 @@ class FakeEngine:
 @contextmanager
 def studio_window(folder: Path, **settings: object) -> Iterator[Any]:
     """A shown offscreen MainWindow with private settings (extra QSettings values given as key=value)."""
-    from inpaint_studio.ui.main_window import MainWindow
+    from inpaint_studio.ui.window.main_window import MainWindow
 
     folder.mkdir(parents=True, exist_ok=True)
     store = QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat)

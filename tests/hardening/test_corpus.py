@@ -171,7 +171,7 @@ def test_cli_inpaint_masks(
 @pytest.fixture(scope="module")
 def studio(qapp: QApplication, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """One offscreen main window for the whole corpus (opening files one after another, as a user does)."""
-    from inpaint_studio.ui.main_window import MainWindow
+    from inpaint_studio.ui.window.main_window import MainWindow
 
     folder = tmp_path_factory.mktemp("studio")
     with pytest.MonkeyPatch.context() as patch:

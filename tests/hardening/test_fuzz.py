@@ -319,7 +319,7 @@ def project_file(draw: st.DrawFn) -> bytes:
 
 def exercise(project: Any) -> None:
     """Use an opened project the way the window does; nothing but an InpaintStudioError may come out."""
-    from inpaint_studio.ui.history_panel import entry_label, generation_fields
+    from inpaint_studio.ui.panels.history_panel import entry_label, generation_fields
 
     document = project.document
     assert document.composite().shape == (document.height, document.width, 4)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from inpaint_studio.ui.worker import EngineWorker
+from inpaint_studio.ui.engine_thread.worker import EngineWorker
 from tests.hardening.conftest import studio_window
 from tests.hardening.load import MB, run_model_switching, run_queue, run_undo_redo
 

@@ -131,9 +131,9 @@ def test_the_studio_asks_before_trusting_a_pickle_and_records_the_answer(
 ) -> None:
     from PySide6.QtWidgets import QMessageBox
 
-    from inpaint_studio.ui.generate_panel import SETTINGS_UNSAFE_ALLOWED
-    from inpaint_studio.ui.generation_controller import install_generation
-    from inpaint_studio.ui.worker import EngineWorker
+    from inpaint_studio.ui.controllers.generation import install_generation
+    from inpaint_studio.ui.engine_thread.worker import EngineWorker
+    from inpaint_studio.ui.panels.generate_panel import SETTINGS_UNSAFE_ALLOWED
     from tests.hardening.conftest import studio_window
 
     asked: list[str] = []

@@ -30,8 +30,8 @@ from PySide6.QtWidgets import QApplication
 from inpaint_studio.core.errors import EngineError, OutOfMemoryError
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.engine.events import JobCancelled, JobFailed, JobFinished, JobProgress, JobStarted
-from inpaint_studio.ui.generation_controller import SHUTDOWN_TIMEOUT_S, install_generation
-from inpaint_studio.ui.worker import EngineWorker, orphaned_threads
+from inpaint_studio.ui.controllers.generation import SHUTDOWN_TIMEOUT_S, install_generation
+from inpaint_studio.ui.engine_thread.worker import EngineWorker, orphaned_threads
 from tests.hardening.conftest import FakeEngine, studio_window
 from tests.hardening.corpus import photo
 
@@ -216,7 +216,9 @@ def test_quitting_the_app_with_a_stuck_job_ends_the_process_promptly(tmp_path: P
         import numpy as np
         from inpaint_studio.core.jobspec import InpaintJob
         from inpaint_studio.engine.events import JobStarted
-        from inpaint_studio.ui import app, generation_controller, worker as worker_module
+        from inpaint_studio.ui import app
+        from inpaint_studio.ui.controllers import generation as generation_controller
+        from inpaint_studio.ui.engine_thread import worker as worker_module
 
         class Stuck:
             def run(self, job, image, mask, *, on_event, cancel, job_id, **_):

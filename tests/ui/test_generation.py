@@ -16,11 +16,11 @@ from PySide6.QtWidgets import QApplication
 
 from inpaint_studio.core.jobspec import CLASSIC_MODEL, InpaintJob
 from inpaint_studio.core.results import result_layer_pixels
-from inpaint_studio.ui.commands import RegionCommand, mask_change
-from inpaint_studio.ui.generate_panel import CLASSIC_LABEL, SETTINGS_LOCAL_MODELS, GeneratePanel
-from inpaint_studio.ui.generation_controller import GenerationController, install_generation
-from inpaint_studio.ui.main_window import MainWindow
-from inpaint_studio.ui.worker import EngineWorker
+from inpaint_studio.ui.controllers.generation import GenerationController, install_generation
+from inpaint_studio.ui.document.commands import RegionCommand, mask_change
+from inpaint_studio.ui.engine_thread.worker import EngineWorker
+from inpaint_studio.ui.panels.generate_panel import CLASSIC_LABEL, SETTINGS_LOCAL_MODELS, GeneratePanel
+from inpaint_studio.ui.window.main_window import MainWindow
 
 TIMEOUT_MS = 60_000
 W, H = 160, 120

@@ -14,7 +14,7 @@ import pytest
 from inpaint_studio.core.errors import CancelledError, EmptyMaskError, ModelUnavailableError
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.engine.events import JobCancelled, JobFailed, JobFinished, JobProgress, JobStarted
-from inpaint_studio.ui.worker import REMOVED_FROM_QUEUE, EngineWorker, ModelDownloader, run_job
+from inpaint_studio.ui.engine_thread.worker import REMOVED_FROM_QUEUE, EngineWorker, ModelDownloader, run_job
 
 TIMEOUT_MS = 60_000
 
@@ -74,8 +74,8 @@ class Recorder:
 
 def test_torch_is_not_imported_by_the_ui_modules():
     code = (
-        "import sys; import inpaint_studio.ui.worker, inpaint_studio.engine.runner;"
-        "import inpaint_studio.ui.generation_controller;"
+        "import sys; import inpaint_studio.ui.engine_thread.worker, inpaint_studio.engine.runner;"
+        "import inpaint_studio.ui.controllers.generation;"
         "print('torch' in sys.modules, 'diffusers' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

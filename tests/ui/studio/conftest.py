@@ -14,7 +14,7 @@ from PIL import Image
 from PySide6.QtCore import QPointF, QSettings
 from PySide6.QtWidgets import QApplication
 
-from inpaint_studio.ui.main_window import MainWindow
+from inpaint_studio.ui.window.main_window import MainWindow
 
 IMAGE_SIZE = (240, 160)
 

@@ -6,8 +6,8 @@ import numpy as np
 from PySide6.QtCore import QPointF, Qt
 
 from inpaint_studio.core.document import MASK
-from inpaint_studio.ui.commands import RegionCommand
-from inpaint_studio.ui.main_window import MainWindow
+from inpaint_studio.ui.document.commands import RegionCommand
+from inpaint_studio.ui.window.main_window import MainWindow
 
 from .helpers import drag, line
 

@@ -18,8 +18,8 @@ from PySide6.QtWidgets import QMessageBox
 from inpaint_studio.core.document import Layer
 from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.imageio import load_image
-from inpaint_studio.ui.commands import AddLayerCommand, add_image_layer
-from inpaint_studio.ui.main_window import ENGINE_PLACEHOLDER, MainWindow, pil_to_qimage
+from inpaint_studio.ui.document.commands import AddLayerCommand, add_image_layer
+from inpaint_studio.ui.window.main_window import ENGINE_PLACEHOLDER, MainWindow, pil_to_qimage
 
 from .conftest import IMAGE_SIZE, close_window
 from .helpers import drag, line
@@ -247,7 +247,7 @@ def test_layer_operations_are_undoable(opened: MainWindow) -> None:
     assert [la.name for la in doc.layers] == ["Background", "Paint", "Paint copy"]
     copy_id = doc.active_layer_id
     opened.undo_stack.push(
-        __import__("inpaint_studio.ui.commands", fromlist=["x"]).RenameLayerCommand(doc, copy_id, "Blue")
+        __import__("inpaint_studio.ui.document.commands", fromlist=["x"]).RenameLayerCommand(doc, copy_id, "Blue")
     )
     assert doc.layer(copy_id).name == "Blue"
     panel.opacity.setValue(40)
@@ -295,7 +295,7 @@ def test_layers_panel_lists_top_first_and_edits_through_undo(opened: MainWindow)
 
 def test_moving_a_layer_changes_the_composite_and_undoes(opened: MainWindow) -> None:
     doc = opened.document
-    from inpaint_studio.ui.commands import MoveLayerCommand
+    from inpaint_studio.ui.document.commands import MoveLayerCommand
 
     opened.layers_panel.add_paint_layer()
     paint = doc.active_layer
@@ -433,7 +433,7 @@ def test_window_opens_without_importing_torch(image_path: Path) -> None:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
         from PySide6.QtCore import QSettings
         from inpaint_studio.ui.app import create_application
-        from inpaint_studio.ui.main_window import MainWindow
+        from inpaint_studio.ui.window.main_window import MainWindow
         app = create_application()
         window = MainWindow(settings=QSettings("{image_path.parent / "s.ini"}", QSettings.Format.IniFormat))
         window.show()

@@ -25,9 +25,9 @@ from inpaint_studio.core.project import load_project
 from inpaint_studio.core.recovery import find_recoverable
 from inpaint_studio.engine.replay import replay
 from inpaint_studio.engine.runner import Engine
-from inpaint_studio.ui.candidates import Candidate
-from inpaint_studio.ui.commands import mask_change
-from inpaint_studio.ui.main_window import MainWindow
+from inpaint_studio.ui.document.commands import mask_change
+from inpaint_studio.ui.panels.candidates import Candidate
+from inpaint_studio.ui.window.main_window import MainWindow
 
 from .conftest import close_window
 from .helpers import drag, line
@@ -274,8 +274,8 @@ sys.path.insert(0, {root!r})
 import numpy as np
 from PySide6.QtCore import QSettings
 from inpaint_studio.ui.app import create_application
-from inpaint_studio.ui.commands import mask_change
-from inpaint_studio.ui.main_window import MainWindow
+from inpaint_studio.ui.document.commands import mask_change
+from inpaint_studio.ui.window.main_window import MainWindow
 app = create_application()
 window = MainWindow(settings=QSettings({settings!r}, QSettings.Format.IniFormat))
 window.show()
@@ -446,7 +446,7 @@ from PySide6.QtCore import QSettings, Qt, qInstallMessageHandler
 from PySide6.QtGui import QKeySequence
 from PySide6.QtTest import QTest
 from inpaint_studio.ui.app import create_application
-from inpaint_studio.ui.main_window import MainWindow
+from inpaint_studio.ui.window.main_window import MainWindow
 messages = []
 qInstallMessageHandler(lambda kind, context, text: messages.append(text))
 app = create_application()

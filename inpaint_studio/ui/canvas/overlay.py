@@ -15,8 +15,8 @@ from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QLabel, QWidget
 
 from inpaint_studio.core.document import Rect
-from inpaint_studio.ui.canvas import Canvas
-from inpaint_studio.ui.display_cache import DisplayCache
+from inpaint_studio.ui.canvas.display_cache import DisplayCache
+from inpaint_studio.ui.canvas.widget import Canvas
 
 
 def premultiply(rgba: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from inpaint_studio.core.history_budget import (
     history_bytes,
     plan_pruning,
 )
-from inpaint_studio.ui.candidates import Candidate
+from inpaint_studio.ui.panels.candidates import Candidate
 
 SETTINGS_BUDGET = "memory/history_budget_mb"
 DEFAULT_BUDGET_MB = 2048

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from inpaint_studio.core.document import Document, Layer, Rect
 from inpaint_studio.ui import icons
-from inpaint_studio.ui.commands import (
+from inpaint_studio.ui.document.commands import (
     AddLayerCommand,
     DuplicateLayerCommand,
     FlattenCommand,

@@ -30,7 +30,7 @@ from inpaint_studio.core.brush import (
     stamp_mask,
 )
 from inpaint_studio.core.document import MASK, Document, Rect, rect_union
-from inpaint_studio.ui.commands import AddLayerCommand, RegionCommand
+from inpaint_studio.ui.document.commands import AddLayerCommand, RegionCommand
 
 MIN_SIZE, MAX_SIZE = 1.0, 2000.0
 SIZE_STEP = 1.2  # [ and ] scale the brush (multiplicative, as in Krita), so small and big brushes adapt alike

@@ -29,13 +29,19 @@ from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.core.parameters import job_overrides_from_parameters, parse_parameters
 from inpaint_studio.core.results import result_layer_pixels
 from inpaint_studio.engine.events import JobCancelled, JobFailed, JobFinished, JobProgress, JobStarted
-from inpaint_studio.ui.candidates import Candidate, CandidateStrip
-from inpaint_studio.ui.canvas_overlay import CanvasOverlay
-from inpaint_studio.ui.commands import AddLayerCommand
-from inpaint_studio.ui.generate_panel import GeneratePanel
-from inpaint_studio.ui.history_panel import HistoryPanel
-from inpaint_studio.ui.history_recorder import Annotation, HistoryRecorder
-from inpaint_studio.ui.worker import DownloadProgress, EngineInfo, EngineWorker, JobQueued, ModelDownloader
+from inpaint_studio.ui.canvas.overlay import CanvasOverlay
+from inpaint_studio.ui.document.commands import AddLayerCommand
+from inpaint_studio.ui.document.history_recorder import Annotation, HistoryRecorder
+from inpaint_studio.ui.engine_thread.worker import (
+    DownloadProgress,
+    EngineInfo,
+    EngineWorker,
+    JobQueued,
+    ModelDownloader,
+)
+from inpaint_studio.ui.panels.candidates import Candidate, CandidateStrip
+from inpaint_studio.ui.panels.generate_panel import GeneratePanel
+from inpaint_studio.ui.panels.history_panel import HistoryPanel
 
 log = logging.getLogger(__name__)
 
@@ -705,7 +711,7 @@ def install_generation(window: Any, **kwargs: Any) -> GenerationController:
         previous.dispose()
     controller = GenerationController(window, **kwargs)
     window.generation = controller
-    from inpaint_studio.ui.project_controller import on_generation_replaced
+    from inpaint_studio.ui.controllers.projects import on_generation_replaced
 
     on_generation_replaced(window, controller)
     return controller

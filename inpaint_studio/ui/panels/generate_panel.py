@@ -54,7 +54,7 @@ from inpaint_studio.core.jobspec import (
 from inpaint_studio.engine.catalog import CatalogEntry, InstalledModel, catalog
 from inpaint_studio.engine.models import PICKLED_CHECKPOINTS, resolve_model
 from inpaint_studio.engine.schedulers import scheduler_names
-from inpaint_studio.ui import generate_icons
+from inpaint_studio.ui import icons
 
 SETTINGS_MODEL = "generate/model"
 SETTINGS_LOCAL_MODELS = "generate/local_models"
@@ -246,7 +246,7 @@ class GeneratePanel(QWidget):
         self.seed_lock.setToolTip("Lock the seed (unlocked: a new random seed every run)")
         self.seed_lock.toggled.connect(self._on_seed_lock_toggled)
         self.seed_random = QToolButton(body)
-        self.seed_random.setIcon(generate_icons.dice())
+        self.seed_random.setIcon(icons.dice())
         self.seed_random.setToolTip("Pick a new random seed and lock it")
         self.seed_random.clicked.connect(self.randomise_seed)
         seed_row.addWidget(self.seed_edit, 1)
@@ -582,7 +582,7 @@ class GeneratePanel(QWidget):
             self.seed_edit.setText(str(seed))
 
     def _on_seed_lock_toggled(self, locked: bool) -> None:
-        self.seed_lock.setIcon(generate_icons.padlock(locked))
+        self.seed_lock.setIcon(icons.padlock(locked))
         self.seed_edit.setReadOnly(not locked)
         self.seed_edit.setToolTip(
             "This seed is used for every run" if locked else "The seed of the last run; lock it to reuse it"

@@ -60,11 +60,11 @@ from inpaint_studio.core.document import Document, Layer
 from inpaint_studio.core.errors import InpaintStudioError
 from inpaint_studio.core.parameters import looks_like_parameters
 from inpaint_studio.ui import icons
-from inpaint_studio.ui.canvas import Canvas
-from inpaint_studio.ui.commands import AddLayerCommand, UndoStack, mask_change
-from inpaint_studio.ui.layers_panel import LayersPanel
-from inpaint_studio.ui.message_bar import MessageBar
-from inpaint_studio.ui.tools import MAX_SIZE, MIN_SIZE, ToolSettings
+from inpaint_studio.ui.canvas.tools import MAX_SIZE, MIN_SIZE, ToolSettings
+from inpaint_studio.ui.canvas.widget import Canvas
+from inpaint_studio.ui.document.commands import AddLayerCommand, UndoStack, mask_change
+from inpaint_studio.ui.panels.layers_panel import LayersPanel
+from inpaint_studio.ui.panels.message_bar import MessageBar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -132,9 +132,9 @@ class MainWindow(QMainWindow):
         self.tool_settings.changed.connect(self._on_tool_settings_changed)
 
         self.resize(1280, 840)
-        from inpaint_studio.ui.generation_controller import install_generation  # Generate, Results, History
-        from inpaint_studio.ui.project_controller import install_projects  # save/open, autosave, budget
-        from inpaint_studio.ui.shortcut_guard import install_shortcut_guard
+        from inpaint_studio.ui.controllers.generation import install_generation  # Generate, Results, History
+        from inpaint_studio.ui.controllers.projects import install_projects  # save/open, autosave, budget
+        from inpaint_studio.ui.window.shortcut_guard import install_shortcut_guard
 
         install_generation(self)
         self.projects = install_projects(self)

@@ -34,8 +34,8 @@ from inpaint_studio.core.project_state import ProjectState
 from inpaint_studio.ui.background import BackgroundRunner
 
 if TYPE_CHECKING:
-    from inpaint_studio.ui.autosave import AutosaveScheduler
-    from inpaint_studio.ui.memory_budget import MemoryBudget
+    from inpaint_studio.ui.controllers.autosave import AutosaveScheduler
+    from inpaint_studio.ui.controllers.memory_budget import MemoryBudget
 
 APP_NAME = "Inpaint Studio"
 PROJECT_FILTER = "Inpaint Studio projects (*.inpaint)"
@@ -440,8 +440,8 @@ class ProjectController(QObject):
 
 def install_projects(window: Any, **kwargs: Any) -> ProjectController:
     """Add projects, autosave and the memory budget to a MainWindow (after install_generation)."""
-    from inpaint_studio.ui.autosave import AutosaveScheduler
-    from inpaint_studio.ui.memory_budget import MemoryBudget
+    from inpaint_studio.ui.controllers.autosave import AutosaveScheduler
+    from inpaint_studio.ui.controllers.memory_budget import MemoryBudget
 
     controller = ProjectController(window, **kwargs)
     window.projects = controller

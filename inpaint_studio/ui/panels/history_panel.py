@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from inpaint_studio.core.history import History, HistoryEntry
-from inpaint_studio.ui.history_recorder import HistoryRecorder
+from inpaint_studio.ui.document.history_recorder import HistoryRecorder
 
 ICON = 44
 ID_ROLE = Qt.ItemDataRole.UserRole

@@ -33,7 +33,7 @@ from inpaint_studio.core.history import (
     adopt_sources,
     capture,
 )
-from inpaint_studio.ui.commands import (
+from inpaint_studio.ui.document.commands import (
     AddLayerCommand,
     DuplicateLayerCommand,
     MoveLayerCommand,

@@ -44,8 +44,8 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QWidget
 
 from inpaint_studio.core.document import Document, Layer, Rect, composite_layers
-from inpaint_studio.ui.display_cache import DisplayCache
-from inpaint_studio.ui.tools import TOOL_CLASSES, PointerEvent, Tool, ToolSettings
+from inpaint_studio.ui.canvas.display_cache import DisplayCache
+from inpaint_studio.ui.canvas.tools import TOOL_CLASSES, PointerEvent, Tool, ToolSettings
 
 ZOOM_MIN, ZOOM_MAX = 1 / 64, 64.0
 WHEEL_ZOOM_STEP = 1.25  # per wheel notch (120 units of angle delta)
