@@ -17,6 +17,7 @@ import numpy as np
 from PySide6.QtGui import QImage
 
 from inpaint_studio.core.document import Rect
+from inpaint_studio.ui import qt_images
 
 MIN_LEVEL_SIDE = 128  # no pyramid level smaller than this
 MAX_LEVELS = 8
@@ -57,12 +58,7 @@ class DisplayCache:
         while len(self._levels) < MAX_LEVELS and min(w, h) // 2 >= MIN_LEVEL_SIDE:
             w, h = w // 2, h // 2
             self._levels.append(np.zeros((h, w, 4), np.uint8))
-        self._images = [
-            QImage(
-                level.data, level.shape[1], level.shape[0], level.strides[0], QImage.Format.Format_ARGB32_Premultiplied
-            )
-            for level in self._levels
-        ]
+        self._images = [qt_images.wrap(level, QImage.Format.Format_ARGB32_Premultiplied) for level in self._levels]
         self.update((0, 0, width, height))
 
     def mark_stale(self, rect: Rect) -> None:

@@ -44,6 +44,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QWidget
 
 from inpaint_studio.core.document import Document, Layer, Rect, composite_layers
+from inpaint_studio.ui import qt_images
 from inpaint_studio.ui.canvas.display_cache import DisplayCache
 from inpaint_studio.ui.canvas.tools import TOOL_CLASSES, PointerEvent, Tool, ToolSettings
 
@@ -321,7 +322,7 @@ class Canvas(QWidget):
             self._mask_array, self._mask_image = mask, None
             return
         self._mask_array = mask
-        self._mask_image = QImage(mask.data, mask.shape[1], mask.shape[0], mask.strides[0], QImage.Format.Format_Alpha8)
+        self._mask_image = qt_images.wrap(mask, QImage.Format.Format_Alpha8)
 
     def _prepare_original(self) -> None:
         base = self.document.base_layer

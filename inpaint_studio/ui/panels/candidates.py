@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QImage, QKeyEvent, QPixmap
+from PySide6.QtGui import QIcon, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from inpaint_studio.engine.events import InpaintResult
+from inpaint_studio.ui import qt_images
 
 THUMB = 88
 KEY_ROLE = Qt.ItemDataRole.UserRole
@@ -67,12 +68,7 @@ class Candidate:
 
 def thumbnail_icon(candidate: Candidate, side: int = THUMB) -> QIcon:
     region, _origin = candidate.region_pixels()
-    rgb = np.ascontiguousarray(region[..., :3])
-    image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB888)
-    pixmap = QPixmap.fromImage(image).scaled(
-        side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-    )
-    return QIcon(pixmap)
+    return QIcon(qt_images.thumbnail_pixmap(region[..., :3], side))
 
 
 class _StripList(QListWidget):

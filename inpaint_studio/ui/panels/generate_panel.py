@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QRegularExpression, QSettings, Qt, Signal
-from PySide6.QtGui import QImage, QPixmap, QRegularExpressionValidator
+from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -54,7 +54,7 @@ from inpaint_studio.core.jobspec import (
 from inpaint_studio.engine.catalog import CatalogEntry, InstalledModel, catalog
 from inpaint_studio.engine.models import PICKLED_CHECKPOINTS, resolve_model
 from inpaint_studio.engine.schedulers import scheduler_names
-from inpaint_studio.ui import icons
+from inpaint_studio.ui import icons, qt_images
 
 SETTINGS_MODEL = "generate/model"
 SETTINGS_LOCAL_MODELS = "generate/local_models"
@@ -641,14 +641,7 @@ class GeneratePanel(QWidget):
         if rgb is None:
             self.preview_label.clear()
             return
-        rgb = np.ascontiguousarray(rgb[..., :3])
-        image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QImage.Format.Format_RGB888).copy()
-        pixmap = QPixmap.fromImage(image).scaled(
-            PREVIEW_SIDE,
-            PREVIEW_SIDE,
-            Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.SmoothTransformation,
-        )
+        pixmap = qt_images.thumbnail_pixmap(rgb[..., :3], PREVIEW_SIDE)
         self.preview_label.setMinimumHeight(pixmap.height())
         self.preview_label.setPixmap(pixmap)
 

@@ -13,9 +13,8 @@ import html
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QImage, QPixmap
+from PySide6.QtGui import QBrush, QColor, QFont, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QGridLayout,
@@ -30,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from inpaint_studio.core.history import History, HistoryEntry
+from inpaint_studio.ui import qt_images
 from inpaint_studio.ui.document.history_recorder import HistoryRecorder
 
 ICON = 44
@@ -91,13 +91,7 @@ def thumbnail_icon(entry: HistoryEntry) -> QIcon:
     rgba = entry.render_thumbnail()
     if rgba is None:
         return QIcon()
-    rgba = np.ascontiguousarray(rgba)
-    image = QImage(rgba.data, rgba.shape[1], rgba.shape[0], rgba.strides[0], QImage.Format.Format_RGBA8888)
-    return QIcon(
-        QPixmap.fromImage(image).scaled(
-            ICON, ICON, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-        )
-    )
+    return QIcon(qt_images.thumbnail_pixmap(rgba, ICON))
 
 
 def _clock(when: float) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import cv2
-import numpy as np
 from PySide6.QtCore import QModelIndex, QSize, Qt, QTimer
 from PySide6.QtGui import QIcon, QImage, QPixmap, QUndoCommand, QUndoStack
 from PySide6.QtWidgets import (
@@ -26,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from inpaint_studio.core.document import Document, Layer, Rect
-from inpaint_studio.ui import icons
+from inpaint_studio.ui import icons, qt_images
 from inpaint_studio.ui.document.commands import (
     AddLayerCommand,
     DuplicateLayerCommand,
@@ -52,8 +51,7 @@ def layer_thumbnail(layer: Layer, side: int) -> QImage:
     sample = layer.pixels[::step, ::step]
     scale = side / max(sample.shape[0], sample.shape[1])
     size = (max(1, round(sample.shape[1] * scale)), max(1, round(sample.shape[0] * scale)))
-    small = np.ascontiguousarray(cv2.resize(sample, size, interpolation=cv2.INTER_AREA))
-    return QImage(small.data, size[0], size[1], small.strides[0], QImage.Format.Format_RGBA8888).copy()
+    return qt_images.to_qimage(cv2.resize(sample, size, interpolation=cv2.INTER_AREA))
 
 
 class LayersPanel(QWidget):

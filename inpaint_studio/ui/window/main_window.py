@@ -59,7 +59,7 @@ from inpaint_studio.core import imageio, mask_ops
 from inpaint_studio.core.document import Document, Layer
 from inpaint_studio.core.errors import InpaintStudioError
 from inpaint_studio.core.parameters import looks_like_parameters
-from inpaint_studio.ui import icons
+from inpaint_studio.ui import icons, qt_images
 from inpaint_studio.ui.canvas.tools import MAX_SIZE, MIN_SIZE, ToolSettings
 from inpaint_studio.ui.canvas.widget import Canvas
 from inpaint_studio.ui.document.commands import AddLayerCommand, UndoStack, mask_change
@@ -584,7 +584,7 @@ class MainWindow(QMainWindow):
         if mime is None or not mime.hasImage():
             self._message_bar.show_info("The clipboard holds no image to paste.")
             return
-        image = qimage_to_pil(QGuiApplication.clipboard().image())
+        image = qt_images.qimage_to_pil(QGuiApplication.clipboard().image())
         if image is None:
             self._message_bar.show_error("The clipboard image could not be read; copy it again and paste.")
             return
@@ -595,7 +595,7 @@ class MainWindow(QMainWindow):
 
     def copy_image(self) -> None:
         if self._require_image():
-            QGuiApplication.clipboard().setImage(pil_to_qimage(self._document.flattened()))
+            QGuiApplication.clipboard().setImage(qt_images.pil_to_qimage(self._document.flattened()))
             self._message_bar.show_info("The visible image was copied to the clipboard.")
 
     # ----------------------------------------------------------------- export
@@ -799,7 +799,7 @@ class MainWindow(QMainWindow):
             # Let the drag finish before any question or slow load runs.
             QTimer.singleShot(0, lambda: self.run_guarded(self.open_or_insert, paths))
         elif mime.hasImage():
-            image = qimage_to_pil(QImage(mime.imageData()))
+            image = qt_images.qimage_to_pil(QImage(mime.imageData()))
             if image is not None:
                 QTimer.singleShot(0, lambda: self.run_guarded(self.insert_image_as_layer, image, "Dropped"))
 
@@ -864,22 +864,3 @@ def _local_image_paths(urls: Iterable[Any], any_file: bool = False) -> list[str]
             if any_file or Path(path).suffix.lower() in IMAGE_SUFFIXES:
                 paths.append(path)
     return paths
-
-
-def qimage_to_pil(image: QImage) -> Image.Image | None:
-    """A detached PIL RGBA copy of a QImage (None for a null image)."""
-    if image.isNull():
-        return None
-    rgba = image.convertToFormat(QImage.Format.Format_RGBA8888)
-    width, height, stride = rgba.width(), rgba.height(), rgba.bytesPerLine()
-    buffer = np.frombuffer(rgba.constBits(), np.uint8, count=stride * height).reshape(height, stride)
-    pixels = buffer[:, : width * 4].reshape(height, width, 4).copy()
-    pil = Image.fromarray(pixels, "RGBA")
-    return pil if (pixels[..., 3] < 255).any() else pil.convert("RGB")
-
-
-def pil_to_qimage(image: Image.Image) -> QImage:
-    """A QImage copy of a PIL image (RGBA)."""
-    rgba = np.ascontiguousarray(np.asarray(image.convert("RGBA")))
-    height, width = rgba.shape[:2]
-    return QImage(rgba.data, width, height, rgba.strides[0], QImage.Format.Format_RGBA8888).copy()

@@ -19,7 +19,8 @@ from inpaint_studio.core.document import Layer
 from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.imageio import load_image
 from inpaint_studio.ui.document.commands import AddLayerCommand, add_image_layer
-from inpaint_studio.ui.window.main_window import ENGINE_PLACEHOLDER, MainWindow, pil_to_qimage
+from inpaint_studio.ui.qt_images import pil_to_qimage
+from inpaint_studio.ui.window.main_window import ENGINE_PLACEHOLDER, MainWindow
 
 from .conftest import IMAGE_SIZE, close_window
 from .helpers import drag, line
