@@ -62,18 +62,20 @@ def child(threads: int, jobs: int, model_dir: Path) -> dict:
 
     from inpaint_studio.core.jobspec import Area, InpaintJob
     from inpaint_studio.ui.app import create_application
-    from inpaint_studio.ui.controllers.generation import install_generation
     from inpaint_studio.ui.document.commands import mask_change
-    from inpaint_studio.ui.engine_thread.worker import EngineWorker, run_job
+    from inpaint_studio.ui.engine_thread.awaitable import run_job
+    from inpaint_studio.ui.engine_thread.worker import EngineWorker
+    from inpaint_studio.ui.window.composition import EngineOptions
     from inpaint_studio.ui.window.main_window import MainWindow
 
     app = create_application([])
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     settings = QSettings(str(model_dir.parent / f"bench-{threads}.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(settings=settings)
     worker = EngineWorker(torch_threads=threads)
-    controller = install_generation(window, worker=worker, owns_worker=True, warm_up_delay_ms=None)
+    engine = EngineOptions(worker=worker, owns_worker=True, warm_up_delay_ms=None)
+    window = MainWindow(settings=settings, engine=engine)
+    controller = window.generation
     window.resize(1200, 800)
     window.show()
     rng = np.random.default_rng(0)

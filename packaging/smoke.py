@@ -243,14 +243,12 @@ class Driver:
         import numpy as np
         from PIL import Image
 
-        from inpaint_studio.ui.controllers.generation import install_generation
-
         report, args = self.report, self.args
         await wait_until(lambda: not window.document.is_empty, 60, "the sample image to open")
         report.check("sample image opened", window.document.width == SAMPLE_SIZE[0], window.windowTitle())
         report.check("window icon set", not window.windowIcon().isNull() or not _app_icon_expected())
-        controller = getattr(window, "generation", None) or install_generation(window)
-        report.check("mask loaded from PNG", bool(window.load_mask(self.mask)))
+        controller = window.generation
+        report.check("mask loaded from PNG", bool(window.files.load_mask(self.mask)))
         before = np.asarray(Image.open(self.sample).convert("RGB"))
         if args.first_run:
             await self.first_run_state(window, controller)
@@ -288,7 +286,7 @@ class Driver:
         candidate = controller.candidates.candidates()[count]
         report.check(f"{label}: result applied as a layer", controller.apply(candidate) is not None)
         output = self.args.outdir / name
-        report.check(f"{label}: exported", bool(window.export_image(output)), output.name)
+        report.check(f"{label}: exported", bool(window.files.export_image(output)), output.name)
         return check_output(report, label, output, before)
 
     async def first_run_state(self, window: Any, controller: Any) -> None:
@@ -302,15 +300,15 @@ class Driver:
         recent = [Path(p).name for p in window.recent_files()]
         report.check("fresh settings: only the sample in recent files", recent == [self.sample.name], recent)
         report.check("classical fill preselected", panel.model_reference() == CLASSIC_MODEL, panel.model_reference())
-        catalog = [c for c in panel.choices() if c.source == "catalog"]
+        catalog = [c for c in panel.models.choices() if c.source == "catalog"]
         report.check("catalog models offered", len(catalog) >= 1, [c.reference for c in catalog])
         labelled = all(not c.installed and "not installed" in c.label for c in catalog)
         report.check("catalog models marked 'not installed'", labelled, [c.label for c in catalog])
         first = catalog[0]
         panel.select_model(first.reference)
-        report.check("Download button offered", panel.download_button.isVisibleTo(panel), first.reference)
+        report.check("Download button offered", panel.models.download_button.isVisibleTo(panel), first.reference)
         report.check(
-            "download size shown", panel.model_info.text().startswith("Not installed"), panel.model_info.text()
+            "download size shown", panel.models.info.text().startswith("Not installed"), panel.models.info.text()
         )
         errors: list[str] = []
         controller.worker.job_failed.connect(lambda event: errors.append(event.message))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 # Set before anything imports Qt or huggingface_hub.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -15,3 +17,11 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 pytest_plugins = ["tests.tiny_models"]
+
+
+@pytest.fixture(autouse=True)
+def private_config_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """The user's model list (core/user_models.py) of each test is its own (subprocesses inherit it)."""
+    folder = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("INPAINT_STUDIO_CONFIG_DIR", str(folder))
+    return folder

@@ -132,10 +132,10 @@ def run_gui(paths: list[str]) -> int:
     window = MainWindow()
     window.show()
     # Autosaves of sessions that crashed: offered in the message bar once the window is up.
-    QTimer.singleShot(0, window.projects.autosave.offer_recovery)
+    QTimer.singleShot(0, window.autosave.offer_recovery)
     if paths:
         # After the first paint, so the window shows at once even for a 50-megapixel photo.
-        QTimer.singleShot(0, lambda: window.open_or_insert(list(paths)))
+        QTimer.singleShot(0, lambda: window.files.open_or_insert(list(paths)))
     app.setQuitOnLastWindowClosed(True)
     with loop:
         code = loop.run_forever()

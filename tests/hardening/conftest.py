@@ -75,8 +75,9 @@ class FakeEngine:
 
 
 @contextmanager
-def studio_window(folder: Path, **settings: object) -> Iterator[Any]:
-    """A shown offscreen MainWindow with private settings (extra QSettings values given as key=value)."""
+def studio_window(folder: Path, engine: Any = None, **settings: object) -> Iterator[Any]:
+    """A shown offscreen MainWindow with private settings (extra QSettings values given as key=value);
+    `engine`: the window's EngineOptions (a shared worker)."""
     from inpaint_studio.ui.window.main_window import MainWindow
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,7 +86,7 @@ def studio_window(folder: Path, **settings: object) -> Iterator[Any]:
         store.setValue(key.replace("__", "/"), value)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("INPAINT_STUDIO_RECOVERY_DIR", str(folder / "recovery"))
-        window = MainWindow(settings=store)
+        window = MainWindow(settings=store, engine=engine)
         window.show()
         try:
             yield window

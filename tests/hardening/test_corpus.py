@@ -208,7 +208,7 @@ def test_window_open(case: Case, corpus_dir: Path, studio: object) -> None:
     # Still usable: an edit and its undo work.
     assert window.isEnabled()
     if not window.document.is_empty:
-        window.fill_mask()
+        window.masks.fill()
         assert window.document.mask.min() == 255
         window.undo()
         assert window.document.mask.max() == 0

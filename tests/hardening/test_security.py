@@ -131,9 +131,9 @@ def test_the_studio_asks_before_trusting_a_pickle_and_records_the_answer(
 ) -> None:
     from PySide6.QtWidgets import QMessageBox
 
-    from inpaint_studio.ui.controllers.generation import install_generation
+    from inpaint_studio.core.user_models import UserModels
     from inpaint_studio.ui.engine_thread.worker import EngineWorker
-    from inpaint_studio.ui.panels.generate_panel import SETTINGS_UNSAFE_ALLOWED
+    from inpaint_studio.ui.window.composition import EngineOptions
     from tests.hardening.conftest import studio_window
 
     asked: list[str] = []
@@ -144,24 +144,26 @@ def test_the_studio_asks_before_trusting_a_pickle_and_records_the_answer(
         return answer[0]
 
     monkeypatch.setattr(QMessageBox, "warning", warning)
-    with studio_window(tmp_path) as window:
-        worker = EngineWorker(engine_factory=lambda: hardening_engine)
-        controller = install_generation(window, worker=worker, owns_worker=True, warm_up_delay_ms=None)
+    worker = EngineWorker(engine_factory=lambda: hardening_engine)
+    engine = EngineOptions(worker=worker, owns_worker=True, warm_up_delay_ms=None)
+    with studio_window(tmp_path, engine=engine) as window:
+        controller = window.generation
         panel = controller.panel
         errors: list[str] = []
-        panel.add_model_failed.connect(errors.append)
+        panel.models.add_model_failed.connect(errors.append)
         reference = str(legacy_checkpoint)
 
         # Named by data (a project, a history entry): refused without asking.
         assert not panel.select_model(reference) and asked == []
         # "Add model file…", answered No: refused, nothing recorded.
-        assert not panel.add_local_model(reference, ask_unsafe=True)
+        assert not panel.models.add_local_model(reference, ask_unsafe=True)
         assert len(asked) == 1 and "pickled checkpoint" in asked[0] and errors
-        assert panel.unsafe_allowed() == [] and reference not in panel.local_models()
-        # Answered Yes: recorded (QSettings), selectable, and a job with it runs.
+        recorded = UserModels.load()
+        assert recorded.unsafe_allowed == [] and reference not in recorded.paths
+        # Answered Yes: recorded (the user's model list), selectable, and a job with it runs.
         answer[0] = QMessageBox.StandardButton.Yes
-        assert panel.add_local_model(reference, ask_unsafe=True)
-        assert window.settings.value(SETTINGS_UNSAFE_ALLOWED) == [reference]
+        assert panel.models.add_local_model(reference, ask_unsafe=True)
+        assert UserModels.load().unsafe_allowed == [reference]
         assert panel.model_reference() == reference
         window.open_image(Image.fromarray(photo(64, 64)), "photo")
         job = InpaintJob(model=reference, prompt="x", steps=2, seed=1, padding_px=8)
@@ -434,7 +436,7 @@ def test_the_running_app_listens_on_no_port(tmp_path: Path) -> None:
                 return
             worker = window.generation.worker
             def finished(_event):
-                window.projects.autosave.autosave_now()
+                window.autosave.autosave_now()
                 window.projects.wait_idle(30)
                 print("SOCKETS", listening_sockets(), flush=True)
                 window.projects.mark_saved()

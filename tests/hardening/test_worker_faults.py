@@ -30,8 +30,9 @@ from PySide6.QtWidgets import QApplication
 from inpaint_studio.core.errors import EngineError, OutOfMemoryError
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.engine.events import JobCancelled, JobFailed, JobFinished, JobProgress, JobStarted
-from inpaint_studio.ui.controllers.generation import SHUTDOWN_TIMEOUT_S, install_generation
+from inpaint_studio.ui.controllers.generation import SHUTDOWN_TIMEOUT_S
 from inpaint_studio.ui.engine_thread.worker import EngineWorker, orphaned_threads
+from inpaint_studio.ui.window.composition import EngineOptions
 from tests.hardening.conftest import FakeEngine, studio_window
 from tests.hardening.corpus import photo
 
@@ -164,12 +165,15 @@ def test_shutdown_with_a_stuck_job_returns_within_its_timeout(qtbot) -> None:
 
 def test_the_window_says_a_job_is_stuck_offers_cancel_and_keeps_working(qtbot, tmp_path: Path) -> None:
     engines = Engines()
-    with studio_window(tmp_path, generation__stall_timeout_s=STALL_S, generation__abandon_grace_s=GRACE_S) as window:
-        worker = EngineWorker(engine_factory=engines)  # the window's settings set its watchdog
-        controller = install_generation(window, worker=worker, owns_worker=True, warm_up_delay_ms=None)
+    worker = EngineWorker(engine_factory=engines)  # the window's settings set its watchdog
+    engine = EngineOptions(worker=worker, owns_worker=True, warm_up_delay_ms=None)
+    with studio_window(
+        tmp_path, generation__stall_timeout_s=STALL_S, generation__abandon_grace_s=GRACE_S, engine=engine
+    ) as window:
+        controller = window.generation
         assert (worker.stall_timeout_s, worker.abandon_grace_s) == (STALL_S, GRACE_S)
         window.open_image(photo_image(), "photo")
-        window.fill_mask()
+        window.masks.fill()
         mask = np.zeros((64, 64), np.uint8)
         mask[10:30, 10:30] = 255
 
@@ -217,8 +221,8 @@ def test_quitting_the_app_with_a_stuck_job_ends_the_process_promptly(tmp_path: P
         from inpaint_studio.core.jobspec import InpaintJob
         from inpaint_studio.engine.events import JobStarted
         from inpaint_studio.ui import app
-        from inpaint_studio.ui.controllers import generation as generation_controller
         from inpaint_studio.ui.engine_thread import worker as worker_module
+        from inpaint_studio.ui.window import composition
 
         class Stuck:
             def run(self, job, image, mask, *, on_event, cancel, job_id, **_):
@@ -227,7 +231,7 @@ def test_quitting_the_app_with_a_stuck_job_ends_the_process_promptly(tmp_path: P
             def release(self):
                 pass
 
-        generation_controller.EngineWorker = lambda *a, **k: worker_module.EngineWorker(engine_factory=Stuck)
+        composition.EngineWorker = lambda *a, **k: worker_module.EngineWorker(engine_factory=Stuck)
 
         def drive():
             window = next(w for w in QApplication.topLevelWidgets() if type(w).__name__ == "MainWindow")
@@ -389,9 +393,10 @@ def test_cancel_from_the_window_thread_at_every_step(
 def test_closing_the_window_during_a_generation_is_bounded(
     qtbot, tmp_path: Path, tiny_sd_inpaint: Path, hardening_engine: Any
 ) -> None:
-    with studio_window(tmp_path) as window:
-        worker = EngineWorker(engine_factory=lambda: hardening_engine)
-        controller = install_generation(window, worker=worker, owns_worker=True, warm_up_delay_ms=None)
+    worker = EngineWorker(engine_factory=lambda: hardening_engine)
+    engine = EngineOptions(worker=worker, owns_worker=True, warm_up_delay_ms=None)
+    with studio_window(tmp_path, engine=engine) as window:
+        controller = window.generation
         window.open_image(photo_image(), "photo")
         with qtbot.waitSignal(worker.job_progress, timeout=TIMEOUT_MS):
             controller.submit(tiny_job(tiny_sd_inpaint, steps=400), window.document.composite(), box_mask())

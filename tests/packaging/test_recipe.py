@@ -278,7 +278,7 @@ def test_project_mime_type_definition(cfg):
 
 
 def test_file_types_agree_with_what_the_window_opens(cfg):
-    from inpaint_studio.ui.window.main_window import IMAGE_SUFFIXES
+    from inpaint_studio.ui.window.files import IMAGE_SUFFIXES
 
     assert set(cfg.IMAGE_SUFFIXES) == IMAGE_SUFFIXES
     iss = (PACKAGING / "windows" / "inpaint-studio.iss").read_text(encoding="utf-8")

@@ -16,10 +16,15 @@ from PySide6.QtWidgets import QApplication
 
 from inpaint_studio.core.jobspec import CLASSIC_MODEL, InpaintJob
 from inpaint_studio.core.results import result_layer_pixels
-from inpaint_studio.ui.controllers.generation import GenerationController, install_generation
+from inpaint_studio.core.user_models import UserModels
+from inpaint_studio.engine.model_list import CLASSIC_LABEL
+from inpaint_studio.ui.background import BackgroundRunner
+from inpaint_studio.ui.controllers.generation import GenerationController
 from inpaint_studio.ui.document.commands import RegionCommand, mask_change
 from inpaint_studio.ui.engine_thread.worker import EngineWorker
-from inpaint_studio.ui.panels.generate_panel import CLASSIC_LABEL, SETTINGS_LOCAL_MODELS, GeneratePanel
+from inpaint_studio.ui.panels.generate.panel import GeneratePanel
+from inpaint_studio.ui.settings import AppSettings, load_generation_settings, remember_generation_settings
+from inpaint_studio.ui.window.composition import EngineOptions
 from inpaint_studio.ui.window.main_window import MainWindow
 
 TIMEOUT_MS = 60_000
@@ -55,9 +60,9 @@ def photo() -> Image.Image:
 def _studio(
     qtbot, settings: QSettings, worker: EngineWorker | None, **kwargs
 ) -> tuple[MainWindow, GenerationController]:
-    window = MainWindow(settings=settings)
-    # Replaces the window's own controller by one whose worker shares the session's engine.
-    controller = install_generation(window, worker=worker, warm_up_delay_ms=None, **kwargs)
+    # The window's controller gets a worker that shares the session's engine.
+    window = MainWindow(settings=settings, engine=EngineOptions(worker=worker, warm_up_delay_ms=None, **kwargs))
+    controller = window.generation
     window.resize(1300, 850)
     window.show()
     qtbot.waitExposed(window)
@@ -88,7 +93,7 @@ def set_mask(window: MainWindow, box: tuple[int, int, int, int] = MASK_BOX) -> N
 
 def use_tiny_model(controller: GenerationController, model: Path, **values) -> None:
     panel = controller.panel
-    assert panel.add_local_model(str(model))
+    assert panel.models.add_local_model(str(model))
     panel.prompt_edit.setPlainText(values.get("prompt", "a red apple"))
     panel.negative_edit.setPlainText(values.get("negative", "blurry"))
     panel.steps_spin.setValue(values.get("steps", 2))
@@ -399,36 +404,43 @@ def test_closing_the_window_during_a_generation_returns_promptly(qtbot, settings
 # ----------------------------------------------------------------------------------------------------
 
 
-def test_model_picker_classic_first_catalog_marked_and_added_models_remembered(qtbot, settings, tiny_sd_inpaint):
-    panel = GeneratePanel(settings)
+def make_panel(qtbot, settings: QSettings) -> GeneratePanel:
+    """A Generate panel as the window composes it: its settings model saved to `settings`."""
+    app_settings = AppSettings(settings)
+    model = load_generation_settings(app_settings)
+    remember_generation_settings(model, app_settings)
+    panel = GeneratePanel(model, UserModels.load(), BackgroundRunner())
     qtbot.addWidget(panel)
-    choices = panel.choices()
+    return panel
+
+
+def test_model_picker_classic_first_catalog_marked_and_added_models_remembered(qtbot, settings, tiny_sd_inpaint):
+    panel = make_panel(qtbot, settings)
+    choices = panel.models.choices()
     assert choices[0].label == CLASSIC_LABEL and panel.model_reference() == CLASSIC_MODEL
     catalog_rows = [c for c in choices if c.source == "catalog"]
     assert catalog_rows and all("not installed" in c.label for c in catalog_rows)  # offline, empty cache
     panel.select_model(catalog_rows[0].reference)
-    info = panel.model_info.text()
+    info = panel.models.info.text()
     assert "GB download" in info and "licence" in info
-    assert not panel.download_button.isHidden()
-    with qtbot.waitSignal(panel.download_requested) as requested:
-        panel.download_button.click()
+    assert not panel.models.download_button.isHidden()
+    with qtbot.waitSignal(panel.models.download_requested) as requested:
+        panel.models.download_button.click()
     assert requested.args == [catalog_rows[0].reference]
     # An added folder is checked (configs only), chosen and remembered.
-    assert panel.add_local_model(str(tiny_sd_inpaint))
+    assert panel.models.add_local_model(str(tiny_sd_inpaint))
     assert panel.model_reference() == str(tiny_sd_inpaint)
-    assert str(tiny_sd_inpaint) in settings.value(SETTINGS_LOCAL_MODELS)
-    again = GeneratePanel(settings)
-    qtbot.addWidget(again)
+    assert str(tiny_sd_inpaint) in UserModels.load().paths  # the list `inpaint-studio models` shows too
+    again = make_panel(qtbot, settings)
     assert again.model_reference() == str(tiny_sd_inpaint)
     # A folder that is not a model is refused with a message.
-    with qtbot.waitSignal(panel.add_model_failed) as failed:
-        assert not panel.add_local_model(str(Path(tiny_sd_inpaint).parent))
+    with qtbot.waitSignal(panel.models.add_model_failed) as failed:
+        assert not panel.models.add_local_model(str(Path(tiny_sd_inpaint).parent))
     assert "model_index.json" in failed.args[0]
 
 
 def test_seed_lock_and_concrete_seed_after_a_run(qtbot, settings):
-    panel = GeneratePanel(settings)
-    qtbot.addWidget(panel)
+    panel = make_panel(qtbot, settings)
     panel.select_model(CLASSIC_MODEL)
     panel.seed_lock.setChecked(False)
     assert panel.job().seed is None
@@ -460,18 +472,18 @@ def test_download_progress_and_cancel_in_the_panel(qtbot, studio):
         data.update(1)  # raises CancelledError once the user cancelled
         return "/nowhere"
 
-    controller.downloader._download = fake_hub_download
+    controller.downloader.download = fake_hub_download
     panel = controller.panel
-    target = next(c for c in panel.choices() if c.source == "catalog")
+    target = next(c for c in panel.models.choices() if c.source == "catalog")
     panel.select_model(target.reference)
-    panel.download_button.click()
-    qtbot.waitUntil(lambda: panel.download_progress.value() > 0, timeout=TIMEOUT_MS)
-    assert panel.download_progress.isVisible() and "0.50 / 2.00 GB" in panel.download_progress.format()
+    panel.models.download_button.click()
+    qtbot.waitUntil(lambda: panel.models.download_progress.value() > 0, timeout=TIMEOUT_MS)
+    assert panel.models.download_progress.isVisible() and "0.50 / 2.00 GB" in panel.models.download_progress.format()
     with qtbot.waitSignal(controller.downloader.cancelled, timeout=TIMEOUT_MS):
-        panel.download_cancel.click()
+        panel.models.download_cancel.click()
         gate.set()
     assert "cancelled" in window.message_bar.text()
-    assert not panel.download_button.isHidden()
+    assert not panel.models.download_button.isHidden()
 
 
 def test_result_layer_holds_only_changed_pixels():

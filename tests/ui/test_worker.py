@@ -14,7 +14,10 @@ import pytest
 from inpaint_studio.core.errors import CancelledError, EmptyMaskError, ModelUnavailableError
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.engine.events import JobCancelled, JobFailed, JobFinished, JobProgress, JobStarted
-from inpaint_studio.ui.engine_thread.worker import REMOVED_FROM_QUEUE, EngineWorker, ModelDownloader, run_job
+from inpaint_studio.ui.background import BackgroundRunner
+from inpaint_studio.ui.engine_thread.awaitable import run_job
+from inpaint_studio.ui.engine_thread.downloads import ModelDownloader
+from inpaint_studio.ui.engine_thread.worker import REMOVED_FROM_QUEUE, EngineWorker
 
 TIMEOUT_MS = 60_000
 
@@ -223,7 +226,7 @@ def test_download_reports_progress_and_can_be_cancelled(qtbot):
                 gate.wait(5)
         return f"/cache/{repo_id}"
 
-    downloader = ModelDownloader(download=fake_hub_download)
+    downloader = ModelDownloader(BackgroundRunner(), download=fake_hub_download)
     seen = []
     downloader.progress.connect(seen.append)
     with qtbot.waitSignal(downloader.finished, timeout=TIMEOUT_MS) as done:

@@ -2,8 +2,8 @@
 
 Each window has one autosave slot (an `Autosaver`). After a change, the work is autosaved once the user has
 paused for `autosave/delay_s` seconds (default 120), and while edits keep coming, at the latest
-`autosave/max_wait_s` seconds (default 300) after the first unsaved one; both are QSettings values, and
-`autosave/enabled` turns it off. The save runs on the shared background runner, like Save, so it never
+`autosave/max_wait_s` seconds (default 300) after the first unsaved one; both are settings (ui/settings.py),
+and `autosave/enabled` turns it off. The save runs on the shared background runner, like Save, so it never
 freezes the window; a stroke in progress or a running save postpones it a little. A clean exit deletes
 the slot, and so does a save that leaves nothing unsaved.
 
@@ -15,29 +15,17 @@ unsaved work titled "Recovered – <title>"; its files are deleted once this ses
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import time
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from inpaint_studio.core.recovery import Autosaver, RecoveryItem, discard_recovery, find_recoverable
+from inpaint_studio.ui.context import StudioContext
+from inpaint_studio.ui.controllers.projects import ProjectController
 
-SETTINGS_ENABLED = "autosave/enabled"
-SETTINGS_DELAY = "autosave/delay_s"
-SETTINGS_MAX_WAIT = "autosave/max_wait_s"
-DEFAULT_DELAY_S = 120.0
-DEFAULT_MAX_WAIT_S = 300.0
 RETRY_MS = 3000  # a save or a stroke is in progress: try again shortly
-
-
-def _number(value: object, default: float) -> float:
-    try:
-        return max(0.0, float(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
 
 
 def describe_time(saved_at: float) -> str:
@@ -52,12 +40,10 @@ class AutosaveScheduler(QObject):
 
     autosaved = Signal(str)  # the autosave file, after each successful autosave
 
-    def __init__(self, projects: Any, folder: Path | None = None) -> None:
+    def __init__(self, ctx: StudioContext, projects: ProjectController, folder: Path | None = None) -> None:
         super().__init__(projects)
-        self.projects = projects
-        self.window = projects.window
+        self.ctx, self.projects = ctx, projects
         self.saver = Autosaver(folder)
-        self._recorder: Any = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.autosave_now)
@@ -65,22 +51,12 @@ class AutosaveScheduler(QObject):
         self._last_change = 0.0
         self._recovered: list[RecoveryItem] = []  # deleted once this session has saved their work
         projects.saved.connect(self._on_saved)
+        projects.recorder.changed.connect(self._on_changed)
 
-    # ---- wiring and settings ------------------------------------------------------------------------
-    def attach(self, generation: Any) -> None:
-        if self._recorder is not None:
-            with contextlib.suppress(RuntimeError, TypeError):  # the old recorder may be half torn down
-                self._recorder.changed.disconnect(self._on_changed)
-        self._recorder = generation.recorder
-        self._recorder.changed.connect(self._on_changed)
-
-    def _setting(self, key: str, default: float) -> float:
-        return _number(self.window.settings.value(key, default), default)
-
+    # ---- settings -----------------------------------------------------------------------------------
     @property
     def enabled(self) -> bool:
-        value = self.window.settings.value(SETTINGS_ENABLED, True)
-        return value.lower() in ("1", "true", "yes") if isinstance(value, str) else bool(value)
+        return self.ctx.settings.autosave_enabled
 
     @property
     def pending(self) -> bool:
@@ -89,7 +65,7 @@ class AutosaveScheduler(QObject):
 
     # ---- scheduling ---------------------------------------------------------------------------------
     def _on_changed(self) -> None:
-        if self.window.document.is_empty or not self.enabled:
+        if self.ctx.document.is_empty or not self.enabled:
             return
         now = time.monotonic()
         if self._first_change is None:
@@ -100,25 +76,25 @@ class AutosaveScheduler(QObject):
     def _schedule(self, now: float) -> None:
         assert self._first_change is not None
         due = min(
-            self._last_change + self._setting(SETTINGS_DELAY, DEFAULT_DELAY_S),
-            self._first_change + self._setting(SETTINGS_MAX_WAIT, DEFAULT_MAX_WAIT_S),
+            self._last_change + self.ctx.settings.autosave_delay_s,
+            self._first_change + self.ctx.settings.autosave_max_wait_s,
         )
         self._timer.start(max(0, round((due - now) * 1000)))
 
     def autosave_now(self) -> bool:
         """Autosave now (in the background); False when there is nothing to do or it had to wait."""
-        if self._first_change is None or self.window.document.is_empty:
+        if self._first_change is None or self.ctx.document.is_empty:
             return False
         if not self.projects.is_modified():  # back at what was saved (or opened): its file has it all
             self._first_change = None
             return False
-        if self.projects.runner.busy or self.window.canvas.gesture_active:
+        if self.projects.runner.busy or self.ctx.canvas.gesture_active:
             self._timer.start(RETRY_MS)
             return False
         state = self.projects.take_state()
         budget = self.projects.project_budget_bytes()
         title = self.projects.recovered_title or self.projects.display_name()
-        path = self.projects.path or self.window.document.metadata.get("path") or None
+        path = self.projects.path or self.ctx.document.metadata.get("path") or None
         source = str(path) if path else None
         self._first_change = None  # edits from now on start the clock again
 
@@ -131,11 +107,11 @@ class AutosaveScheduler(QObject):
 
     def _on_autosaved(self, path: Path) -> None:
         self._forget_recovered()
-        self.window.statusBar().showMessage(f"Autosaved {describe_time(time.time())}", 4000)
+        self.ctx.status.showMessage(f"Autosaved {describe_time(time.time())}", 4000)
         self.autosaved.emit(str(path))
 
     def _on_failed(self, message: str) -> None:
-        self.window.message_bar.show_error(message)
+        self.ctx.messages.show_error(message)
         if self._first_change is None:  # try again later: the work is still not safe
             self._first_change = time.monotonic()
             self._last_change = self._first_change
@@ -166,7 +142,7 @@ class AutosaveScheduler(QObject):
     def _offer(self, items: list[RecoveryItem]) -> None:
         item, rest = items[0], items[1:]
         more = f" ({len(items)} autosaves to review)" if rest else ""
-        self.window.message_bar.show_info(
+        self.ctx.messages.show_info(
             f"Inpaint Studio did not close properly: “{item.title}” was autosaved {describe_time(item.saved_at)} "
             f"and can be recovered{more}.",
             [("Recover", lambda: self.recover(item, rest)), ("Discard", lambda: self._discard_item(item, rest))],
@@ -174,7 +150,7 @@ class AutosaveScheduler(QObject):
 
     def recover(self, item: RecoveryItem, rest: list[RecoveryItem] | None = None) -> bool:
         """Open an autosave as unsaved work; the next offer (if any) follows."""
-        if not self.window.maybe_save():
+        if not self.projects.host.maybe_save():
             self._offer([item, *(rest or [])])
             return False
         project = self.projects.load_in_background(item.project)
@@ -187,7 +163,7 @@ class AutosaveScheduler(QObject):
         if rest:
             self._offer(rest)
         else:
-            self.window.message_bar.show_info(
+            self.ctx.messages.show_info(
                 f"Recovered “{item.title}”; save it (Ctrl+S) to keep it, or it stays in the autosave until you do."
             )
         return True

@@ -1,12 +1,12 @@
-"""Wires the Generate panel, the candidate strip, the History panel and the worker into the main window.
+"""Generation in the studio: the Generate panel, the Results strip, the History panel and the engine worker.
 
 The one place where generation errors become messages: worker failures arrive as `JobFailed` whose
 message is already one sentence saying what to do; UI-side problems (no image, empty mask, bad values)
-are raised as InpaintStudioError and shown through the window's `run_guarded`. Every job is built on the
-UI thread from the panel (a frozen InpaintJob plus copies of the composite and mask), and every result is
-applied on the UI thread through an undo command, so Ctrl+Z removes it.
+are raised as InpaintStudioError and shown through `StudioContext.guarded`. Every job is built on the
+UI thread from the panel's settings model (a frozen InpaintJob plus copies of the composite and mask), and
+every result is applied on the UI thread through an undo command, so Ctrl+Z removes it.
 
-Install with `install_generation(window)` (one line in MainWindow.__init__).
+Built by ui/window/composition.py, which docks its panels.
 """
 
 from __future__ import annotations
@@ -17,30 +17,29 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QWidget
+from PySide6.QtWidgets import QWidget
 
 from inpaint_studio.core import masks
 from inpaint_studio.core.document import Layer, bbox_of_nonzero
 from inpaint_studio.core.errors import BadInputError, InpaintStudioError
+from inpaint_studio.core.generation_settings import GenerationSettings
 from inpaint_studio.core.history import HistoryEntry, TiledArray, result_sources
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.core.parameters import job_overrides_from_parameters, parse_parameters
 from inpaint_studio.core.results import result_layer_pixels
+from inpaint_studio.core.user_models import UserModels
 from inpaint_studio.engine.events import JobCancelled, JobFailed, JobFinished, JobProgress, JobStarted
+from inpaint_studio.engine.schedulers import scheduler_names
 from inpaint_studio.ui.canvas.overlay import CanvasOverlay
+from inpaint_studio.ui.context import StudioContext
 from inpaint_studio.ui.document.commands import AddLayerCommand
 from inpaint_studio.ui.document.history_recorder import Annotation, HistoryRecorder
-from inpaint_studio.ui.engine_thread.worker import (
-    DownloadProgress,
-    EngineInfo,
-    EngineWorker,
-    JobQueued,
-    ModelDownloader,
-)
+from inpaint_studio.ui.engine_thread.downloads import DownloadProgress, ModelDownloader
+from inpaint_studio.ui.engine_thread.worker import EngineInfo, EngineWorker, JobQueued
 from inpaint_studio.ui.panels.candidates import Candidate, CandidateStrip
-from inpaint_studio.ui.panels.generate_panel import GeneratePanel
+from inpaint_studio.ui.panels.generate.panel import GeneratePanel
 from inpaint_studio.ui.panels.history_panel import HistoryPanel
 
 log = logging.getLogger(__name__)
@@ -49,8 +48,6 @@ WARM_UP_DELAY_MS = 800  # after the window is shown: the first paint and the ope
 SHUTDOWN_TIMEOUT_S = 3.0
 PREVIEW_EVERY = 2  # live preview every N steps (the latent preview is cheap; the transfer is not free)
 LAYER_NAME_CHARS = 40
-SETTINGS_STALL_TIMEOUT = "generation/stall_timeout_s"  # the worker's watchdog (ui/worker.py STALL_TIMEOUT_S)
-SETTINGS_ABANDON_GRACE = "generation/abandon_grace_s"
 
 
 @dataclass(frozen=True)
@@ -94,90 +91,71 @@ def _model_name(info: dict[str, Any]) -> str:
 
 
 class GenerationController(QObject):
-    """See the module docstring. `window` is a MainWindow (document, undo_stack, canvas, message_bar...)."""
+    """See the module docstring."""
+
+    engine_status = Signal(str)  # what the status bar says about the engine ("Engine: CPU · model")
 
     def __init__(
         self,
-        window: Any,
+        ctx: StudioContext,
+        settings_model: GenerationSettings,
+        user_models: UserModels,
         *,
-        worker: EngineWorker | None = None,
-        owns_worker: bool | None = None,
-        downloader: ModelDownloader | None = None,
+        worker: EngineWorker,
+        owns_worker: bool,
         warm_up_delay_ms: int | None = WARM_UP_DELAY_MS,
     ) -> None:
-        """`worker`: share one (tests); the controller shuts down only a worker it owns (by default, the
-        one it creates). `warm_up_delay_ms` None: never load the engine before the first job."""
-        super().__init__(window)
-        self.window = window
-        self.document = window.document
-        self.undo_stack = window.undo_stack
-        self.canvas = window.canvas
-        self.message_bar = window.message_bar
-        self.owns_worker = worker is None if owns_worker is None else owns_worker
-        self.worker = worker if worker is not None else EngineWorker()
-        self._apply_watchdog_settings(window.settings)
+        """`owns_worker`: shut the worker down with the window (tests share one between windows).
+        `warm_up_delay_ms` None: never load the engine before the first job."""
+        super().__init__(ctx.window)
+        self.ctx = ctx
+        self.document = ctx.document
+        self.undo_stack = ctx.undo_stack
+        self.canvas = ctx.canvas
+        self.message_bar = ctx.messages
+        self.settings_model = settings_model
+        self.owns_worker = owns_worker
+        self.worker = worker
+        self._apply_watchdog_settings()
         self._stall_message: str | None = None
-        self.downloader = downloader if downloader is not None else ModelDownloader(self)
+        self.downloader = ModelDownloader(ctx.runner, self)
         self._submitted: dict[int, Submitted] = {}
         self._document_serial = 0
         self._progress_origin: tuple[int, float] | None = None  # (step, time) of the first progress event
         self._warm_up_delay_ms = warm_up_delay_ms
         self._shown_once = False
-        self._actions: list[tuple[QWidget, QAction]] = []
 
-        self.panel = GeneratePanel(window.settings)
+        self.panel = GeneratePanel(settings_model, user_models, ctx.runner)
         self.candidates = CandidateStrip()
         self.recorder = HistoryRecorder(self.document, self.undo_stack, self)
         self.history_panel = HistoryPanel(self.recorder)
         self.overlay = CanvasOverlay(self.canvas)
-        self.generate_dock = window.add_panel(self.panel, "Generate", Qt.DockWidgetArea.RightDockWidgetArea)
-        self.candidates_dock = window.add_panel(self.candidates, "Results", Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.history_dock = window.add_panel(self.history_panel, "History", Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._place_docks()
         self._create_actions()
         self._connect()
-        window.installEventFilter(self)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
         self._update_running()
 
     # ---- set-up -------------------------------------------------------------------------------------
-    def _place_docks(self) -> None:
-        window = self.window
-        # The side columns run the full height; Results sits under the canvas only.
-        window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
-        window.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
-        layers_dock: QDockWidget | None = getattr(window, "layers_dock", None)
-        if layers_dock is not None:
-            window.splitDockWidget(self.generate_dock, layers_dock, Qt.Orientation.Vertical)
-            window.resizeDocks([self.generate_dock, layers_dock], [620, 200], Qt.Orientation.Vertical)
-        window.resizeDocks([self.generate_dock, self.history_dock], [340, 260], Qt.Orientation.Horizontal)
-        window.resizeDocks([self.candidates_dock], [150], Qt.Orientation.Vertical)
-
     def _action(self, name: str, text: str, shortcuts: list[str], slot: Any, widget: QWidget, context: Any) -> QAction:
         action = QAction(text, widget)
-        self._actions.append((widget, action))
         action.setObjectName(name)
         action.setShortcuts([QKeySequence(s) for s in shortcuts])
         action.setShortcutContext(context)
-        action.triggered.connect(lambda _checked=False: self.window.run_guarded(slot))
+        action.triggered.connect(lambda _checked=False: self.ctx.guarded(slot))
         widget.addAction(action)
-        actions = getattr(self.window, "actions", None)
-        if isinstance(actions, dict):
-            actions[name] = action
+        self.ctx.actions[name] = action
         return action
 
     def _create_actions(self) -> None:
-        window_wide = Qt.ShortcutContext.WindowShortcut
+        window, window_wide = self.ctx.window, Qt.ShortcutContext.WindowShortcut
         self.generate_action = self._action(
-            "generate", "&Generate", ["Ctrl+Return", "Ctrl+Enter"], self.generate, self.window, window_wide
+            "generate", "&Generate", ["Ctrl+Return", "Ctrl+Enter"], self.generate, window, window_wide
         )
-        self.cancel_action = self._action(
-            "cancel_generation", "&Cancel", ["Esc"], self.cancel, self.window, window_wide
-        )
+        self.cancel_action = self._action("cancel_generation", "&Cancel", ["Esc"], self.cancel, window, window_wide)
         self.cancel_all_action = self._action(
-            "cancel_all_generations", "Cancel &All", ["Shift+Esc"], self.cancel_all, self.window, window_wide
+            "cancel_all_generations", "Cancel &All", ["Shift+Esc"], self.cancel_all, window, window_wide
         )
         # Enter applies only where it means nothing else: on the canvas (the strip handles its own Enter).
         self.apply_action = self._action(
@@ -207,11 +185,11 @@ class GenerationController(QObject):
         w.job_stalled.connect(self._on_stalled)
         w.job_resumed.connect(self._on_resumed)
         p = self.panel
-        p.generate_requested.connect(lambda: self.window.run_guarded(self.generate))
+        p.generate_requested.connect(lambda: self.ctx.guarded(self.generate))
         p.cancel_requested.connect(self.cancel)
-        p.download_requested.connect(self.start_download)
-        p.download_cancel_requested.connect(self.downloader.cancel)
-        p.add_model_failed.connect(self.message_bar.show_error)
+        p.models.download_requested.connect(self.start_download)
+        p.models.download_cancel_requested.connect(self.downloader.cancel)
+        p.models.add_model_failed.connect(self.message_bar.show_error)
         d = self.downloader
         d.progress.connect(self._on_download_progress)
         d.finished.connect(self._on_download_finished)
@@ -219,14 +197,14 @@ class GenerationController(QObject):
         d.cancelled.connect(self._on_download_cancelled)
         c = self.candidates
         c.preview_requested.connect(self.preview_candidate)
-        c.apply_requested.connect(lambda cand: self.window.run_guarded(self.apply, cand))
-        c.more_requested.connect(lambda cand: self.window.run_guarded(self.more_like_this, cand))
+        c.apply_requested.connect(lambda cand: self.ctx.guarded(self.apply, cand))
+        c.more_requested.connect(lambda cand: self.ctx.guarded(self.more_like_this, cand))
         c.discard_requested.connect(self._on_discarded)
         h = self.history_panel
         h.preview_requested.connect(self.preview_history)
-        h.use_parameters_requested.connect(lambda i: self.window.run_guarded(self.use_parameters, i))
-        h.rerun_requested.connect(lambda i: self.window.run_guarded(self.rerun, i))
-        h.branch_requested.connect(lambda i: self.window.run_guarded(self.branch_from, i))
+        h.use_parameters_requested.connect(lambda i: self.ctx.guarded(self.use_parameters, i))
+        h.rerun_requested.connect(lambda i: self.ctx.guarded(self.rerun, i))
+        h.branch_requested.connect(lambda i: self.ctx.guarded(self.branch_from, i))
         doc = self.document
         doc.reset.connect(self._on_document_reset)
         doc.pixels_changed.connect(self._on_document_changed)
@@ -244,7 +222,6 @@ class GenerationController(QObject):
         if problems:
             raise BadInputError(" ".join(problems))
         masks.require_nonempty(self.document.mask)
-        self.panel.save_settings()
         image = self.document.composite()  # RGBA: the engine keeps transparency; opaque stays opaque
         mask = self.document.mask
         return self.submit(job, image, mask, derived_from=tuple(result_sources(self.document, bbox_of_nonzero(mask))))
@@ -261,7 +238,7 @@ class GenerationController(QObject):
         if self.worker.is_closed:
             raise InpaintStudioError("The generation engine has been shut down; restart the application.")
         preview_every = PREVIEW_EVERY if self.panel.live_preview and not job.is_classical else 0
-        if self.panel.is_unsafe_allowed(job.model):  # the user's recorded opt-in for this pickled checkpoint
+        if self.panel.models.user_models.is_unsafe_allowed(job.model):  # the user's recorded opt-in
             self.worker.allow_unsafe_checkpoint(job.model)
         job_id = self.worker.submit(job, image, mask, preview_every=preview_every)
         # The worker made its own read-only copies; keep those (no second copy of a large photo).
@@ -322,7 +299,7 @@ class GenerationController(QObject):
             self.panel.show_seed(result.job.seed)
         device_name = result.extra.get("device_name")
         if device_name:
-            self.window.set_engine_status(f"Engine: {device_name} · {_model_name(result.model)}")
+            self.engine_status.emit(f"Engine: {device_name} · {_model_name(result.model)}")
         if submitted is None or submitted.document_serial != self._document_serial:
             self.message_bar.show_info("A result for a previously open image was set aside; generate again here.")
             return
@@ -351,19 +328,13 @@ class GenerationController(QObject):
         self.message_bar.show_error(event.message)
         self.panel.set_status("Failed; see the message above the image.")
 
-    def _apply_watchdog_settings(self, settings: Any) -> None:
-        """QSettings "generation/stall_timeout_s" and "generation/abandon_grace_s", when set (seconds)."""
-        for key, attribute in (
-            (SETTINGS_STALL_TIMEOUT, "stall_timeout_s"),
-            (SETTINGS_ABANDON_GRACE, "abandon_grace_s"),
-        ):
-            value = settings.value(key)
-            if value is None:
-                continue
-            try:
-                setattr(self.worker, attribute, max(0.0, float(value)))
-            except (TypeError, ValueError):
-                log.warning("ignoring the setting %s=%r (not a number of seconds)", key, value)
+    def _apply_watchdog_settings(self) -> None:
+        """Settings "generation/stall_timeout_s" and "generation/abandon_grace_s", when set (seconds)."""
+        settings = self.ctx.settings
+        if settings.stall_timeout_s is not None:
+            self.worker.stall_timeout_s = settings.stall_timeout_s
+        if settings.abandon_grace_s is not None:
+            self.worker.abandon_grace_s = settings.abandon_grace_s
 
     def _on_stalled(self, job_id: int, seconds: float) -> None:
         """The watchdog saw no progress for a long time: say so and offer Cancel (the window stays usable)."""
@@ -394,10 +365,10 @@ class GenerationController(QObject):
 
     def _on_engine_loading(self) -> None:
         self.panel.set_status("Loading engine…")
-        self.window.set_engine_status("Engine: loading…")
+        self.engine_status.emit("Engine: loading…")
 
     def _on_engine_ready(self, info: EngineInfo) -> None:
-        self.window.set_engine_status(f"Engine: {info.device_name}")
+        self.engine_status.emit(f"Engine: {info.device_name}")
         if self.worker.current_id is None:
             self.panel.set_status("Engine ready.")
 
@@ -508,14 +479,14 @@ class GenerationController(QObject):
         summary = parameters_summary(text)
         self.message_bar.show_info(
             f"This image has generation parameters ({summary}).",
-            [("Use these parameters", lambda: self.window.run_guarded(self.load_parameters, text))],
+            [("Use these parameters", lambda: self.ctx.guarded(self.load_parameters, text))],
         )
 
     def load_parameters(self, text: str) -> InpaintJob:
         """Load A1111-style parameters into Generate; values this app does not have are left as they were."""
         overrides = job_overrides_from_parameters(parse_parameters(text))
         sampler = overrides.get("scheduler")
-        if sampler is not None and self.panel.scheduler_combo.findText(sampler) < 0:
+        if sampler is not None and sampler not in scheduler_names():
             overrides.pop("scheduler")
         job = self.panel.job().replace(**overrides)
         self.panel.load_job(job, lock_seed="seed" in overrides or self.panel.seed_locked)
@@ -564,15 +535,9 @@ class GenerationController(QObject):
         self.overlay.clear()
         self.apply_action.setEnabled(False)
         if kind == "candidate":
-            self.candidates.list.blockSignals(True)
-            self.candidates.list.clearSelection()
-            self.candidates.list.blockSignals(False)
-            self.candidates._update_buttons()
+            self.candidates.clear_selection()
         elif kind == "history":
-            self.history_panel.list.blockSignals(True)
-            self.history_panel.list.clearSelection()
-            self.history_panel.list.setCurrentItem(None)
-            self.history_panel.list.blockSignals(False)
+            self.history_panel.clear_selection()
         self._update_running()
 
     def _on_document_changed(self, *_args: Any) -> None:
@@ -588,7 +553,7 @@ class GenerationController(QObject):
     # ---- downloads ----------------------------------------------------------------------------------
     def start_download(self, repo_id: str) -> None:
         if self.downloader.start(repo_id):
-            self.panel.set_download_state(repo_id, 0, 0, "Starting…")
+            self.panel.models.set_download_state(repo_id, 0, 0, "Starting…")
 
     def _on_download_progress(self, progress: DownloadProgress) -> None:
         gb = 1e9
@@ -597,33 +562,27 @@ class GenerationController(QObject):
             if progress.total_bytes
             else f"{progress.files_done}/{progress.files_total} files"
         )
-        self.panel.set_download_state(progress.repo_id, progress.done_bytes, progress.total_bytes, text)
+        self.panel.models.set_download_state(progress.repo_id, progress.done_bytes, progress.total_bytes, text)
 
     def _on_download_finished(self, repo_id: str, _path: str) -> None:
-        self.panel.set_download_state(None)
-        self.panel.refresh_installed()
+        self.panel.models.set_download_state(None)
+        self.panel.models.refresh_installed()
         self.message_bar.show_info(f"{repo_id} is downloaded and ready to use.")
 
     def _on_download_failed(self, _repo_id: str, message: str) -> None:
-        self.panel.set_download_state(None)
+        self.panel.models.set_download_state(None)
         self.message_bar.show_error(message)
 
     def _on_download_cancelled(self, repo_id: str) -> None:
-        self.panel.set_download_state(None)
+        self.panel.models.set_download_state(None)
         self.message_bar.show_info(f"The download of {repo_id} was cancelled; it resumes where it stopped next time.")
 
     # ---- lifetime -----------------------------------------------------------------------------------
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.window:
-            kind = event.type()
-            if kind == QEvent.Type.Show and not self._shown_once:
-                self._shown_once = True
-                self._schedule_warm_up()
-            elif kind == QEvent.Type.Hide and not event.spontaneous() and not self.window.isVisible():
-                self.shutdown()  # the window was closed (a minimised window gets only spontaneous hides)
-        return False
-
-    def _schedule_warm_up(self) -> None:
+    def window_shown(self) -> None:
+        """The window appeared for the first time: load the engine shortly, before the first job needs it."""
+        if self._shown_once:
+            return
+        self._shown_once = True
         # Headless (tests, scripts): no one waits for the first job, so torch is not loaded speculatively.
         if self._warm_up_delay_ms is None or QGuiApplication.platformName() == "offscreen":
             return
@@ -631,33 +590,12 @@ class GenerationController(QObject):
 
     def shutdown(self) -> bool:
         """Cancel downloads and jobs and stop the worker (bounded wait); safe to call more than once."""
-        for repo_id in list(self.downloader._active):
-            self.downloader.cancel(repo_id)
+        self.downloader.cancel_all()
         self.end_preview()
         if not self.owns_worker:
             self.worker.cancel_all()
             return True
         return self.worker.shutdown(SHUTDOWN_TIMEOUT_S)
-
-    def dispose(self) -> None:
-        """Take the panels, shortcuts and overlay out of the window again (before installing another)."""
-        self.shutdown()
-        self.window.removeEventFilter(self)
-        for widget, action in self._actions:
-            widget.removeAction(action)
-            actions = getattr(self.window, "actions", None)
-            if isinstance(actions, dict) and actions.get(action.objectName()) is action:
-                del actions[action.objectName()]
-        self._actions.clear()
-        for dock in (self.generate_dock, self.candidates_dock, self.history_dock):
-            self.window.removeDockWidget(dock)
-            dock.deleteLater()
-        self.overlay.deleteLater()
-        self.document.reset.disconnect(self._on_document_reset)
-        for event in (self.document.pixels_changed, self.document.mask_changed, self.document.layers_changed):
-            event.disconnect(self._on_document_changed)
-        self.recorder.dispose()
-        self.deleteLater()
 
 
 def _entry_title(candidate: Candidate) -> str:
@@ -699,19 +637,3 @@ def _rgba(image: np.ndarray) -> np.ndarray:
     if image.shape[2] == 4:
         return image
     return np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
-
-
-def install_generation(window: Any, **kwargs: Any) -> GenerationController:
-    """Add the Generate, Results and History panels and their shortcuts to a MainWindow.
-
-    Installing again (e.g. a test that shares one worker between windows) replaces the previous controller.
-    """
-    previous: GenerationController | None = getattr(window, "generation", None)
-    if previous is not None:
-        previous.dispose()
-    controller = GenerationController(window, **kwargs)
-    window.generation = controller
-    from inpaint_studio.ui.controllers.projects import on_generation_replaced
-
-    on_generation_replaced(window, controller)
-    return controller

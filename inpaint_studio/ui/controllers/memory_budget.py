@@ -3,13 +3,10 @@
 A check runs shortly after each recorded edit or finished job (coalesced: one walk over the tiles per
 burst of edits, never per dab) and drops what the rule says, oldest first: candidates in the Results strip
 (applied ones, then unapplied ones; never the one on screen or the newest batch), then old history
-snapshots, then their thumbnails. The budget is the QSettings value `memory/history_budget_mb`.
+snapshots, then their thumbnails. The budget is the setting `memory/history_budget_mb` (ui/settings.py).
 """
 
 from __future__ import annotations
-
-import contextlib
-from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -22,10 +19,10 @@ from inpaint_studio.core.history_budget import (
     history_bytes,
     plan_pruning,
 )
+from inpaint_studio.ui.context import StudioContext
+from inpaint_studio.ui.controllers.generation import GenerationController
 from inpaint_studio.ui.panels.candidates import Candidate
 
-SETTINGS_BUDGET = "memory/history_budget_mb"
-DEFAULT_BUDGET_MB = 2048
 CHECK_DELAY_MS = 1500
 
 
@@ -48,38 +45,25 @@ class MemoryBudget(QObject):
 
     pruned = Signal(object)
 
-    def __init__(self, window: Any) -> None:
-        super().__init__(window)
-        self.window = window
-        self._generation: Any = None
+    def __init__(self, ctx: StudioContext, generation: GenerationController) -> None:
+        super().__init__(ctx.window)
+        self.ctx, self.generation = ctx, generation
         self._census = TileCensus()  # keeps a check at ~1 ms instead of a walk over every tile
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(CHECK_DELAY_MS)
         self._timer.timeout.connect(self.enforce)
-
-    def attach(self, generation: Any) -> None:
-        if self._generation is not None:
-            with contextlib.suppress(RuntimeError, TypeError):  # the old controller may be half torn down
-                self._generation.recorder.changed.disconnect(self._soon)
-                self._generation.worker.job_finished.disconnect(self._soon)
-        self._generation = generation
-        self._census = TileCensus()
         generation.recorder.changed.connect(self._soon)
         generation.worker.job_finished.connect(self._soon)
         generation.history_panel.set_budget(self.budget_bytes())
         generation.history_panel.memory_source = self.history_bytes
 
     def budget_bytes(self) -> int:
-        value = self.window.settings.value(SETTINGS_BUDGET, DEFAULT_BUDGET_MB)
-        try:
-            return max(1, int(float(value))) * 2**20
-        except (TypeError, ValueError):
-            return DEFAULT_BUDGET_MB * 2**20
+        return self.ctx.settings.history_budget_mb * 2**20
 
     def history_bytes(self) -> int:
         """Memory of the history's snapshots, inputs and thumbnails (what the History panel shows)."""
-        return history_bytes(self._generation.recorder.history, self._census)
+        return history_bytes(self.generation.recorder.history, self._census)
 
     def _soon(self, *_args: object) -> None:
         if not self._timer.isActive():  # coalesce: the first change of a burst starts the clock
@@ -87,7 +71,7 @@ class MemoryBudget(QObject):
 
     def enforce(self) -> PrunePlan:
         """Check now and drop what is over budget."""
-        generation = self._generation
+        generation = self.generation
         strip = generation.candidates
         candidates = strip.candidates()
         selected = strip.selected()
@@ -118,11 +102,11 @@ class MemoryBudget(QObject):
         generation.history_panel.refresh()
         mib = plan.freed / 2**20
         if plan.candidates:
-            self.window.message_bar.show_info(
+            self.ctx.messages.show_info(
                 f"{len(plan.candidates)} older result(s) were removed from Results to stay within the memory "
                 f"budget ({self.budget_bytes() // 2**20} MiB); their history entries keep their parameters."
             )
-        self.window.statusBar().showMessage(
+        self.ctx.status.showMessage(
             f"Freed {mib:.0f} MiB for the memory budget: {len(plan.candidates)} result(s), "
             f"{len(plan.snapshots)} history state(s), {len(plan.thumbnails)} thumbnail(s).",
             6000,

@@ -15,10 +15,8 @@ ever be touched from the worker thread; splitting the two objects makes that rul
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
-import io
 import itertools
 import logging
 import os
@@ -31,23 +29,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from inpaint_studio.core.errors import CancelledError, EngineError, InpaintStudioError
+from inpaint_studio.core.errors import EngineError, InpaintStudioError
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.engine.events import (
     CancelToken,
     EngineEvent,
-    InpaintResult,
     JobCancelled,
     JobFailed,
     JobFinished,
     JobProgress,
     JobStarted,
 )
+from inpaint_studio.ui.engine_thread.watchdog import ABANDON_GRACE_S, STALL_TIMEOUT_S, Watchdog
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +75,6 @@ def orphaned_threads() -> int:
     return sum(1 for thread, _host in _ORPHANS if thread.isRunning())
 
 
-# The watchdog: a running job that reports nothing (no start, no step) for this long is said to be stalled
-# (QSettings "generation/stall_timeout_s" overrides it). Generous: the first job loads a model, one step of
-# SDXL on a CPU takes tens of seconds, and torch.compile's first run about a minute on a GPU.
-STALL_TIMEOUT_S = {"cpu": 600.0, "gpu": 120.0}
-# After a cancel, a job still silent past the stall limit gets this long to stop before its thread is
-# abandoned and a fresh engine takes the queue (QSettings "generation/abandon_grace_s").
-ABANDON_GRACE_S = 5.0
 ABANDONED = (
     "The generation stopped responding (no progress for {seconds:.0f} s) and did not stop when cancelled; it was "
     "set aside and a fresh engine runs the next job (the model loads again)."
@@ -342,14 +333,12 @@ class EngineWorker(QObject):
         self.engine_state = "idle"  # idle | loading | ready | failed
         self._factory, self._torch_threads = engine_factory, torch_threads
         self.stall_timeout_s = stall_timeout_s
-        self.abandon_grace_s = abandon_grace_s
         self.abandoned_jobs: list[int] = []
         self._allowed_unsafe: set[str] = set()
-        self._last_activity = 0.0
-        self._stall_reported = False
-        self._cancel_requested_at: float | None = None
-        self._watchdog = QTimer(self)
-        self._watchdog.timeout.connect(self._check_watchdog)
+        self.watchdog = Watchdog(self.stall_timeout, abandon_grace_s, self)
+        self.watchdog.stalled.connect(self.job_stalled)
+        self.watchdog.resumed.connect(self.job_resumed)
+        self.watchdog.abandon.connect(self._abandon_current)
         self._thread, self._host = self._new_host()
         self._started = False  # the thread starts on first use: a window never used costs no thread
 
@@ -499,12 +488,11 @@ class EngineWorker(QObject):
     def cancel_current(self) -> bool:
         """Ask the running job to stop at its next step; False when nothing runs.
 
-        A stalled job that ignores the request is abandoned by the watchdog (see `_check_watchdog`)."""
+        A stalled job that ignores the request is abandoned by the watchdog (ui/engine_thread/watchdog.py)."""
         if self._current is None:
             return False
         self._current.cancel.cancel()
-        if self._cancel_requested_at is None:
-            self._cancel_requested_at = time.monotonic()
+        self.watchdog.cancel_asked()
         return True
 
     def cancel_queued(self, job_id: int) -> bool:
@@ -539,7 +527,7 @@ class EngineWorker(QObject):
         if self._closing:
             return not self._thread.isRunning()
         self._closing = True
-        self._watchdog.stop()
+        self.watchdog.stop()
         self.cancel_all()
         if not self._started:
             return True
@@ -553,6 +541,14 @@ class EngineWorker(QObject):
         return bool(stopped)
 
     # ---- the watchdog (UI thread) ---------------------------------------------------------------------
+    @property
+    def abandon_grace_s(self) -> float:
+        return self.watchdog.grace_s
+
+    @abandon_grace_s.setter
+    def abandon_grace_s(self, seconds: float) -> None:
+        self.watchdog.grace_s = seconds
+
     def stall_timeout(self) -> float:
         """Seconds without an event after which the running job counts as stalled (0: never)."""
         if self.stall_timeout_s is not None:
@@ -560,40 +556,16 @@ class EngineWorker(QObject):
         device = self.engine_info.device if self.engine_info is not None else "cpu"
         return STALL_TIMEOUT_S["cpu" if device == "cpu" else "gpu"]
 
-    def _note_activity(self) -> None:
-        self._last_activity = time.monotonic()
-        if self._stall_reported and self._current is not None:
-            self._stall_reported = False
-            self.job_resumed.emit(self._current.job_id)
-
-    def _check_watchdog(self) -> None:
-        current, limit = self._current, self.stall_timeout()
-        if current is None or self._closing or limit <= 0:
-            self._watchdog.stop()
-            return
-        now = time.monotonic()
-        silent = now - self._last_activity
-        if silent < limit:
-            return
-        if not self._stall_reported:
-            self._stall_reported = True
-            log.warning("job %s: no progress for %.0f s", current.job_id, silent)
-            self.job_stalled.emit(current.job_id, silent)
-        asked = self._cancel_requested_at
-        if asked is not None and now - asked >= self.abandon_grace_s:
-            self._abandon_current(silent)
-
-    def _abandon_current(self, silent_s: float) -> None:
+    def _abandon_current(self, _job_id: int, silent_s: float) -> None:
         """The running job ignored cancel while stalled: report it, give up its thread, start afresh."""
         request = self._current
-        assert request is not None
-        log.error("job %s ignored cancel for %.0f s without progress; abandoning its thread", request.job_id, silent_s)
-        self._watchdog.stop()
+        if request is None:
+            return
         self._detach_host()
         self._thread, self._host = self._new_host()
         self._started = False  # the next job starts the new thread and loads a new engine
         self.engine_state, self.engine_info = "idle", None
-        self._current, self._cancel_requested_at, self._stall_reported = None, None, False
+        self._current = None
         self.abandoned_jobs.append(request.job_id)
         error = EngineError(ABANDONED.format(seconds=silent_s))
         self._emit(JobFailed(request.job_id, str(error), error))
@@ -608,11 +580,7 @@ class EngineWorker(QObject):
             return
         self._ensure_started()
         self._current = self._pending.popleft()
-        self._cancel_requested_at, self._stall_reported = None, False
-        self._last_activity = time.monotonic()
-        limit = self.stall_timeout()
-        if limit > 0:
-            self._watchdog.start(int(min(1000.0, max(20.0, limit * 250))))  # 4 looks per limit, at least 1/s
+        self.watchdog.watch(self._current.job_id)
         self.queue_changed.emit()
         self._run.emit(self._current)
 
@@ -632,14 +600,14 @@ class EngineWorker(QObject):
     @Slot(object)
     def _on_event(self, event: EngineEvent) -> None:
         if self._current is not None and getattr(event, "job_id", None) == self._current.job_id:
-            self._note_activity()
+            self.watchdog.activity()
         self._emit(event)
 
     @Slot(int)
     def _on_done(self, job_id: int) -> None:
         if self._current is not None and self._current.job_id == job_id:
             self._current = None
-            self._watchdog.stop()
+            self.watchdog.stop()
         self.job_done.emit(job_id)
         self._dispatch()
         self._maybe_idle()
@@ -650,13 +618,13 @@ class EngineWorker(QObject):
 
     @Slot()
     def _on_loading(self) -> None:
-        self._note_activity()
+        self.watchdog.activity()
         self.engine_state = "loading"
         self.engine_loading.emit()
 
     @Slot(object)
     def _on_ready(self, info: EngineInfo) -> None:
-        self._note_activity()
+        self.watchdog.activity()
         self.engine_state = "ready"
         self.engine_info = info
         self.engine_ready.emit(info)
@@ -665,193 +633,3 @@ class EngineWorker(QObject):
     def _on_load_failed(self, message: str) -> None:
         self.engine_state = "failed"
         self.engine_failed.emit(message)
-
-
-async def run_job(
-    worker: EngineWorker,
-    job: InpaintJob,
-    image: Image.Image | np.ndarray,
-    mask: np.ndarray,
-    *,
-    preview_every: int = 0,
-    on_event: Callable[[EngineEvent], None] | None = None,
-) -> InpaintResult:
-    """Submit a job and await its result (for qasync controllers).
-
-    Raises the job's InpaintStudioError (CancelledError when it was cancelled). Cancelling the awaiting
-    task cancels the job.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[InpaintResult] = loop.create_future()
-    job_id: int | None = None
-
-    receiver = _FutureReceiver(worker, future, on_event)
-    job_id = worker.submit(job, image, mask, preview_every=preview_every)
-    receiver.job_id = job_id
-    receiver.flush()
-    try:
-        return await future
-    except asyncio.CancelledError:
-        worker.cancel(job_id)
-        raise
-    finally:
-        receiver.disconnect_all()
-
-
-class _FutureReceiver(QObject):
-    """Resolves an asyncio future from the worker's signals (a QObject, so slots run on the UI thread)."""
-
-    def __init__(
-        self,
-        worker: EngineWorker,
-        future: asyncio.Future[InpaintResult],
-        on_event: Callable[[EngineEvent], None] | None,
-    ) -> None:
-        super().__init__()
-        self.worker, self.future, self.on_event = worker, future, on_event
-        self.job_id: int | None = None
-        self._early: list[Any] = []  # events seen before submit() returned the id (JobQueued)
-        worker.event.connect(self._on_event)
-
-    def flush(self) -> None:
-        early, self._early = self._early, []
-        for event in early:
-            self._on_event(event)
-
-    def disconnect_all(self) -> None:
-        with contextlib.suppress(RuntimeError, TypeError):  # already gone (worker deleted)
-            self.worker.event.disconnect(self._on_event)
-
-    @Slot(object)
-    def _on_event(self, event: Any) -> None:
-        if self.job_id is None:
-            self._early.append(event)
-            return
-        if getattr(event, "job_id", None) != self.job_id:
-            return
-        if self.on_event is not None:
-            self.on_event(event)
-        if self.future.done():
-            return
-        if isinstance(event, JobFinished):
-            self.future.set_result(event.result)
-        elif isinstance(event, JobCancelled):
-            self.future.set_exception(CancelledError(event.message))
-        elif isinstance(event, JobFailed):
-            self.future.set_exception(event.error or EngineError(event.message))
-
-
-# ----------------------------------------------------------------------------------------------------
-# Model downloads: their own thread, so a multi-GB download never holds up the generation queue
-# ----------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DownloadProgress:
-    repo_id: str
-    done_bytes: int
-    total_bytes: int  # 0 while unknown (the hub reports sizes as files start)
-    files_done: int
-    files_total: int
-
-
-class ModelDownloader(QObject):
-    """Runs `engine.models.download` in a daemon thread with progress and cancel.
-
-    A daemon thread (not a QThread) so that closing the app mid-download never waits for the network;
-    the partial files stay in the Hugging Face cache and the next download resumes them.
-    """
-
-    progress = Signal(object)  # DownloadProgress
-    finished = Signal(str, str)  # repo id, local path
-    failed = Signal(str, str)  # repo id, one-sentence message
-    cancelled = Signal(str)  # repo id
-
-    def __init__(self, parent: QObject | None = None, download: Callable[..., Path] | None = None) -> None:
-        super().__init__(parent)
-        self._download = download
-        self._active: dict[str, CancelToken] = {}
-
-    def is_downloading(self, repo_id: str | None = None) -> bool:
-        return bool(self._active) if repo_id is None else repo_id in self._active
-
-    def start(self, repo_id: str) -> bool:
-        if repo_id in self._active:
-            return False
-        token = CancelToken()
-        self._active[repo_id] = token
-        thread = threading.Thread(target=self._work, args=(repo_id, token), name=f"download {repo_id}", daemon=True)
-        thread.start()
-        return True
-
-    def cancel(self, repo_id: str) -> None:
-        token = self._active.get(repo_id)
-        if token is not None:
-            token.cancel()
-
-    def _work(self, repo_id: str, token: CancelToken) -> None:  # runs in the download thread
-        try:
-            download = self._download
-            if download is None:
-                from inpaint_studio.engine.models import download
-            path = download(repo_id, progress=_progress_class(repo_id, token, self.progress.emit))
-            token.raise_if_cancelled()
-        except CancelledError:
-            self._active.pop(repo_id, None)
-            self.cancelled.emit(repo_id)
-        except InpaintStudioError as exc:
-            self._active.pop(repo_id, None)
-            self.failed.emit(repo_id, str(exc))
-        except Exception as exc:
-            log.exception("download of %s failed", repo_id)
-            self._active.pop(repo_id, None)
-            self.failed.emit(
-                repo_id, f"The download of {repo_id} failed ({type(exc).__name__}); check the connection and retry."
-            )
-        else:
-            self._active.pop(repo_id, None)
-            self.finished.emit(repo_id, str(path))
-
-
-def _progress_class(repo_id: str, token: CancelToken, report: Callable[[DownloadProgress], None]) -> type:
-    """A tqdm class for huggingface_hub that reports to `report` and raises CancelledError on cancel."""
-    from tqdm.auto import tqdm
-
-    state = {"files_done": 0, "files_total": 0, "done": 0, "total": 0, "last": 0.0}
-    lock = threading.Lock()
-
-    class _Progress(tqdm):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.pop("name", None)
-            kwargs["disable"] = False
-            kwargs["file"] = io.StringIO()  # never print to the console
-            super().__init__(*args, **kwargs)
-
-        def update(self, n: float | None = 1) -> bool | None:
-            token.raise_if_cancelled()
-            result = super().update(n)
-            self._report()
-            return result
-
-        def refresh(self, *args: Any, **kwargs: Any) -> None:
-            token.raise_if_cancelled()
-            super().refresh(*args, **kwargs)
-
-        def _report(self) -> None:
-            with lock:
-                if self.unit == "B":
-                    state["done"] = max(state["done"], int(self.n))
-                    state["total"] = max(state["total"], int(self.total or 0))
-                else:
-                    state["files_done"], state["files_total"] = int(self.n), int(self.total or 0)
-                now = time.monotonic()
-                finished = state["files_total"] and state["files_done"] >= state["files_total"]
-                if now - state["last"] < 0.1 and not finished:
-                    return  # at most ~10 updates a second
-                state["last"] = now
-                snapshot = DownloadProgress(
-                    repo_id, state["done"], state["total"], state["files_done"], state["files_total"]
-                )
-            report(snapshot)
-
-    return _Progress

@@ -233,6 +233,13 @@ class CandidateStrip(QWidget):
         self._update_buttons()
         self.preview_requested.emit(self.selected())
 
+    def clear_selection(self) -> None:
+        """Unselect without asking for a preview (the preview already ended)."""
+        self.list.blockSignals(True)
+        self.list.clearSelection()
+        self.list.blockSignals(False)
+        self._update_buttons()
+
     def _update_buttons(self) -> None:
         has_selection = self.selected() is not None
         for button in (self.apply_button, self.discard_button, self.more_button):

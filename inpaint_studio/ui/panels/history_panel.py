@@ -204,12 +204,16 @@ class HistoryPanel(QWidget):
                 return
 
     def back_to_current(self) -> None:
+        self.clear_selection()
+        self._show_details(None)
+        self.preview_requested.emit(None)
+
+    def clear_selection(self) -> None:
+        """Unselect without asking for a preview (the preview already ended)."""
         self.list.blockSignals(True)
         self.list.clearSelection()
         self.list.setCurrentItem(None)
         self.list.blockSignals(False)
-        self._show_details(None)
-        self.preview_requested.emit(None)
 
     def refresh(self) -> None:
         history = self.history

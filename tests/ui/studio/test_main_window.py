@@ -183,18 +183,18 @@ def _paint_square(window: MainWindow) -> np.ndarray:
 def test_invert_grow_shrink_feather_clear_are_undoable(opened: MainWindow) -> None:
     square = _paint_square(opened)
     mask = opened.document.mask
-    opened.invert_mask()
+    opened.masks.invert()
     assert np.array_equal(mask, 255 - square)
     opened.undo()
     assert np.array_equal(mask, square)
-    opened.grow_mask(5)
+    opened.masks.grow(5)
     assert mask[40:100, 55:125].min() == 255 and mask.sum() > square.sum()
     assert not mask[:, 126:].any()
     opened.undo()
-    opened.shrink_mask(5)
+    opened.masks.shrink(5)
     assert mask[45:95, 65:115].min() == 255 and not mask[40:44].any() and mask.sum() < square.sum()
     opened.undo()
-    opened.feather_mask(6)
+    opened.masks.feather(6)
     assert 0 < mask[70, 60] < 255 and mask[70, 90] == 255
     opened.undo()
     assert np.array_equal(mask, square)
@@ -209,7 +209,7 @@ def test_invert_grow_shrink_feather_clear_are_undoable(opened: MainWindow) -> No
 
 def test_mask_change_command_keeps_only_the_changed_box(opened: MainWindow) -> None:
     _paint_square(opened)
-    opened.grow_mask(3)
+    opened.masks.grow(3)
     command = opened.undo_stack.command(opened.undo_stack.count() - 1)
     assert command.rect == (57, 37, 123, 103)
 
@@ -217,10 +217,10 @@ def test_mask_change_command_keeps_only_the_changed_box(opened: MainWindow) -> N
 def test_export_and_load_mask_round_trip(opened: MainWindow, tmp_path: Path) -> None:
     square = _paint_square(opened)
     target = tmp_path / "mask.png"
-    assert opened.export_mask(target)
+    assert opened.files.export_mask(target)
     assert np.array_equal(np.asarray(Image.open(target)), square)
-    opened.clear_mask()
-    assert opened.load_mask(target)
+    opened.masks.clear()
+    assert opened.files.load_mask(target)
     assert np.array_equal(opened.document.mask, square)
     opened.undo()
     assert not opened.document.mask.any()
@@ -229,7 +229,7 @@ def test_export_and_load_mask_round_trip(opened: MainWindow, tmp_path: Path) -> 
 def test_a_mask_of_the_wrong_size_is_a_message(opened: MainWindow, tmp_path: Path) -> None:
     wrong = tmp_path / "small.png"
     Image.new("L", (10, 10), 255).save(wrong)
-    assert not opened.load_mask(wrong)
+    assert not opened.files.load_mask(wrong)
     assert "10x10" in opened.message_bar.text() and opened.message_bar.kind() == "error"
 
 
@@ -324,7 +324,7 @@ def test_open_export_round_trip_keeps_pixels(opened: MainWindow, image_path: Pat
     _paint_square(opened)  # the mask is not part of the image
     out = tmp_path / "out.png"
     assert not opened.undo_stack.isClean()
-    assert opened.export_image(out)
+    assert opened.files.export_image(out)
     assert opened.undo_stack.isClean() and not opened.isWindowModified()
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(image_path)))
     assert opened.recent_files()[0] == str(image_path.resolve())
@@ -332,12 +332,12 @@ def test_open_export_round_trip_keeps_pixels(opened: MainWindow, image_path: Pat
 
 def test_export_jpeg_and_webp_by_extension(opened: MainWindow, tmp_path: Path) -> None:
     for name, fmt in (("a.jpg", "JPEG"), ("a.webp", "WEBP"), ("a.tif", "TIFF"), ("a.bmp", "BMP")):
-        assert opened.export_image(tmp_path / name), opened.message_bar.text()
+        assert opened.files.export_image(tmp_path / name), opened.message_bar.text()
         assert Image.open(tmp_path / name).format == fmt
 
 
 def test_export_with_an_unknown_extension_is_a_message(opened: MainWindow, tmp_path: Path) -> None:
-    assert not opened.export_image(tmp_path / "a.xyz")
+    assert not opened.files.export_image(tmp_path / "a.xyz")
     assert "not a supported file type" in opened.message_bar.text()
 
 
@@ -382,14 +382,14 @@ def _drop(window: MainWindow, paths: list[Path]) -> None:
 def test_paste_makes_a_document_then_a_layer_and_copy_image(window: MainWindow) -> None:
     clipboard = QGuiApplication.clipboard()
     clipboard.setImage(pil_to_qimage(Image.new("RGB", (64, 48), (200, 10, 20))))
-    window.paste()
+    window.files.paste()
     assert window.document.size == (64, 48) and len(window.document.layers) == 1
     clipboard.setImage(pil_to_qimage(Image.new("RGB", (64, 48), (1, 2, 3))))
-    window.paste()
+    window.files.paste()
     assert len(window.document.layers) == 2
     assert tuple(window.document.composite((0, 0, 1, 1))[0, 0]) == (1, 2, 3, 255)
     window.undo()
-    window.copy_image()
+    window.files.copy_image()
     copied = clipboard.image()
     assert (copied.width(), copied.height()) == (64, 48)
     assert copied.pixelColor(5, 5).red() == 200
@@ -486,9 +486,9 @@ def test_dragging_a_row_reorders_the_layers(opened: MainWindow, qtbot) -> None:
 
 
 def test_export_keeps_transparency_only_when_there_is_some(opened: MainWindow, tmp_path: Path) -> None:
-    assert opened.export_image(tmp_path / "opaque.png")
+    assert opened.files.export_image(tmp_path / "opaque.png")
     assert Image.open(tmp_path / "opaque.png").mode == "RGB"
     opened.layers_panel.add_paint_layer()
     opened.document.layers[0].pixels[0, 0, 3] = 0
-    assert opened.export_image(tmp_path / "alpha.png")
+    assert opened.files.export_image(tmp_path / "alpha.png")
     assert Image.open(tmp_path / "alpha.png").mode == "RGBA"

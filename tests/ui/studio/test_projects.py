@@ -95,7 +95,7 @@ def new_window(qtbot, settings_path: Path) -> MainWindow:
 
 def set_panel(window: MainWindow) -> None:
     panel = window.generation.panel
-    panel.model_combo.setCurrentIndex(1)  # a catalog model: every field is in use
+    panel.models.combo.setCurrentIndex(1)  # a catalog model: every field is in use
     panel.prompt_edit.setPlainText("a wooden door, evening light")
     panel.negative_edit.setPlainText("blurry")
     panel.strength_spin.setValue(0.65)
@@ -123,7 +123,7 @@ def test_save_close_open_restores_layers_mask_history_and_generate_panel(
     paint_stroke(window, 120, (255, 0, 0))
     set_mask(window, (150, 20, 200, 60))
     set_panel(window)
-    job, ui = window.generation.panel.state()
+    generate_settings = window.generation.settings_model.to_dict()
     expected = (layers_of(window), window.document.mask.copy(), history_of(window))
     composite_at_fill = window.generation.recorder.history[fill.id].snapshot.composite()
     head = window.generation.recorder.history.head_id
@@ -143,7 +143,7 @@ def test_save_close_open_restores_layers_mask_history_and_generate_panel(
         assert reopened.open_path(target)
         assert (layers_of(reopened), history_of(reopened)) == (expected[0], expected[2])
         assert np.array_equal(reopened.document.mask, expected[1])
-        assert reopened.generation.panel.state() == (job, ui)
+        assert reopened.generation.settings_model.to_dict() == generate_settings
         assert reopened.generation.recorder.history.head_id == head
         assert not reopened.isWindowModified() and reopened.windowTitle().startswith("door.inpaint")
         # The panel lists every entry; clicking one shows that state; re-run gets the entry's recorded input.
@@ -251,9 +251,9 @@ def test_a_failed_save_says_why_and_keeps_the_work(opened: MainWindow, tmp_path,
 def test_autosave_after_a_pause_writes_a_recoverable_file_and_a_clean_exit_removes_it(
     opened: MainWindow, private_recovery_dir: Path, qtbot
 ) -> None:
-    opened.settings.setValue("autosave/delay_s", 0.2)
-    opened.settings.setValue("autosave/max_wait_s", 1.0)
-    autosave = opened.projects.autosave
+    opened.settings.autosave_delay_s = 0.2
+    opened.settings.autosave_max_wait_s = 1.0
+    autosave = opened.autosave
     with qtbot.waitSignal(autosave.autosaved, timeout=30_000) as signal:
         set_mask(opened, (20, 20, 70, 70))
     path = Path(signal.args[0])
@@ -284,7 +284,7 @@ mask = np.zeros_like(window.document.mask)
 mask[30:90, 40:120] = 255
 window.undo_stack.push(mask_change(window.document, mask, "Rectangle"))
 window.generation.panel.prompt_edit.setPlainText("recovered prompt")
-assert window.projects.autosave.autosave_now()
+assert window.autosave.autosave_now()
 assert window.projects.wait_idle(60)
 os._exit(3)  # a crash: no clean-exit clean-up
 """
@@ -296,7 +296,7 @@ def test_after_a_crash_the_next_window_offers_recovery_and_recovering_restores_t
     script = CRASHING_SESSION.format(root=str(ROOT), settings=str(tmp_path / "crash.ini"), image=str(image_path))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr
-    items = window.projects.autosave.offer_recovery()
+    items = window.autosave.offer_recovery()
     assert len(items) == 1 and items[0].title == "photo.png"
     assert window.message_bar.actions_offered() == ["Recover", "Discard"]
     assert "photo.png" in window.message_bar.text()
@@ -321,7 +321,7 @@ def test_discarding_a_recovery_offer_deletes_it(window: MainWindow, private_reco
     Autosaver(private_recovery_dir).save(make_project(), title="old.png")
     note = next(private_recovery_dir.glob("*.json"))
     note.write_text(note.read_text().replace(f'"pid": {os.getpid()}', '"pid": 999999999'))  # a dead session
-    assert len(window.projects.autosave.offer_recovery()) == 1
+    assert len(window.autosave.offer_recovery()) == 1
     window.message_bar.trigger("Discard")
     assert not any(private_recovery_dir.iterdir()) and window.document.is_empty
 
@@ -392,7 +392,7 @@ def test_png_parameters_are_offered_and_fill_the_generate_panel(window: MainWind
 # ----------------------------------------------------------------- memory budget
 def test_budget_pruning_keeps_applied_results_and_what_replay_needs(opened: MainWindow, qtbot) -> None:
     window = opened
-    opened.settings.setValue("memory/history_budget_mb", 1)
+    opened.settings.history_budget_mb = 1
     window.layers_panel.add_paint_layer()
     for i in range(4):
         paint_stroke(window, 20 + 30 * i, (40 * i, 0, 200))
@@ -404,7 +404,7 @@ def test_budget_pruning_keeps_applied_results_and_what_replay_needs(opened: Main
     history = window.generation.recorder.history
     before = history.memory_bytes()
     applied = next(c for c in window.generation.candidates.candidates() if c.applied_entry == fill.id)
-    plan = window.projects.memory.enforce()
+    plan = window.memory.enforce()
     # The applied result's candidate goes first (its pixels live on in a layer), then the older one.
     assert plan.candidates == [applied.key, old.key]
     assert window.generation.candidates.candidates() == [newest]
@@ -527,7 +527,7 @@ def test_open_recent_reopens_projects_and_openraster(opened: MainWindow, tmp_pat
         save(opened, target, qtbot)
     else:
         assert opened.projects.export_ora(target, wait=True)
-        opened.add_recent(str(target))
+        opened.settings.add_recent(str(target))
     opened.open_image(Image.new("RGB", (8, 8)), "other")
     opened._fill_recent_menu()
     entry = next(a for a in opened._recent_menu.actions() if a.toolTip() == str(target.resolve()))
@@ -540,7 +540,7 @@ def test_window_title_for_a_file_opened_from_the_command_line(window: MainWindow
     from tests.core.test_project import make_project
 
     path = save_project(make_project(), tmp_path / "cli.inpaint")
-    window.open_or_insert([str(path)])
+    window.files.open_or_insert([str(path)])
     assert window.windowTitle() == "cli.inpaint[*] — Inpaint Studio" and not window.isWindowModified()
 
 

@@ -1,0 +1,1 @@
+"""The Generate panel: its view, and the model picker."""
