@@ -157,7 +157,7 @@ clean_env() { env -i PATH=/usr/bin:/bin LANG=C.UTF-8 HOME="$1" QT_QPA_PLATFORM=o
 
 step "smoke test from source (build venv), for comparison"
 mkdir -p "$SMOKE/home-src"
-# PYTHONPATH: the working tree's package, with its resources/ folder (the venv's installed copy has none).
+# PYTHONPATH: the working tree's package, the one the spec bundles (not the venv's installed copy).
 (cd "$SMOKE" && clean_env "$SMOKE/home-src" env PYTHONPATH="$ROOT" "$VENV/bin/python" "$ROOT/packaging/entry.py" \
     --smoke-test "$SMOKE/source" \
     --model "$MODELS/sd_inpaint" "${CLI_MODELS[@]}" >"$LOGS/smoke-source.log" 2>&1) \

@@ -7,7 +7,7 @@ Layout (format version 1)::
                         history (the whole graph with every parameter), generate (last panel parameters)
     layers/<id>.png     one RGBA PNG per layer, full document size
     mask.png            the mask (8-bit greyscale, 255 = repaint)
-    tiles/<key>.png     history snapshot tiles, shared by content key (see core/history.py)
+    tiles/<key>.png     history snapshot tiles, shared by content key (see core/history/fileformat.py)
     icc.icc, exif.bin   the source image's colour profile and EXIF, when it had them
 
 A project is data, never code: no pickle, and reading refuses absolute paths, "..", symlinks, duplicate
@@ -279,7 +279,7 @@ def _require(condition: bool, safe: SafeZip, why: str) -> None:
 
 def load_project(path: str | os.PathLike[str], *, with_history: bool = True) -> Project:
     """Open a project file; every problem becomes one ProjectError sentence naming the file."""
-    from inpaint_studio.core.history import History
+    from inpaint_studio.core.history.graph import History
 
     source = Path(path)
     safe = SafeZip(source)

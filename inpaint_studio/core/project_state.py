@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inpaint_studio.core.document import Document, Layer
-from inpaint_studio.core.history import DocumentSnapshot, History, capture
+from inpaint_studio.core.history.graph import History
+from inpaint_studio.core.history.snapshots import DocumentSnapshot, capture
 from inpaint_studio.core.history_budget import PrunePlan, prune_history
 from inpaint_studio.core.project import Project
 
