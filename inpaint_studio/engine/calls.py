@@ -21,8 +21,9 @@ import numpy as np
 
 from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.jobspec import InpaintJob, Task
+from inpaint_studio.engine.families import Family
 from inpaint_studio.engine.loader import Variant
-from inpaint_studio.engine.models import Family, ModelInfo
+from inpaint_studio.engine.models import ModelInfo
 
 
 @dataclass(frozen=True)

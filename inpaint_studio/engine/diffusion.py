@@ -21,7 +21,8 @@ from inpaint_studio.core.errors import BadInputError, CancelledError, OutOfMemor
 from inpaint_studio.core.jobspec import InpaintJob, OutputSize, Task
 from inpaint_studio.engine import calls, decode, speed
 from inpaint_studio.engine.events import CancelToken, EventSink, JobProgress, JobStarted, LatentHandoff
-from inpaint_studio.engine.models import ControlNetInfo, Family, ModelInfo, component_config
+from inpaint_studio.engine.families import Family
+from inpaint_studio.engine.models import ControlNetInfo, ModelInfo, component_config
 from inpaint_studio.engine.schedulers import apply_scheduler, build_scheduler
 
 if TYPE_CHECKING:

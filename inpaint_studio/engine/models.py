@@ -21,52 +21,17 @@ import re
 import struct
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from inpaint_studio.core.errors import ModelUnavailableError
 from inpaint_studio.core.jobspec import CLASSIC_MODEL
+from inpaint_studio.engine.catalog import download_hint
+from inpaint_studio.engine.families import PIPELINE_FAMILIES, Family
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 PICKLED_CHECKPOINTS = (".ckpt", ".pt", ".pth")  # single-file SD checkpoints saved with torch.save
 PICKLED_SUFFIXES = (*PICKLED_CHECKPOINTS, ".bin")
-
-
-class Family(str, Enum):
-    CLASSIC = "classic"
-    SD_INPAINT = "sd_inpaint"  # SD 1.x/2.x with a 9-channel inpainting UNet
-    SD = "sd"  # any 4-channel SD checkpoint: inpaints by latent blending
-    SDXL_INPAINT = "sdxl_inpaint"
-    SDXL = "sdxl"  # 4-channel SDXL base: latent blending
-    SDXL_REFINER = "sdxl_refiner"
-    KANDINSKY22_INPAINT = "kandinsky22_inpaint"
-    UNKNOWN = "unknown"
-
-    @property
-    def native_resolution(self) -> int:
-        return {
-            Family.SDXL_INPAINT: 1024,
-            Family.SDXL: 1024,
-            Family.SDXL_REFINER: 1024,
-            Family.KANDINSKY22_INPAINT: 768,
-        }.get(self, 512)
-
-    @property
-    def is_sdxl(self) -> bool:
-        return self in (Family.SDXL_INPAINT, Family.SDXL, Family.SDXL_REFINER)
-
-
-PIPELINE_FAMILIES = {
-    "StableDiffusionInpaintPipeline": Family.SD_INPAINT,
-    "StableDiffusionPipeline": Family.SD,
-    "StableDiffusionImg2ImgPipeline": Family.SD,
-    "StableDiffusionXLInpaintPipeline": Family.SDXL_INPAINT,
-    "StableDiffusionXLPipeline": Family.SDXL,
-    "StableDiffusionXLImg2ImgPipeline": Family.SDXL,
-    "KandinskyV22InpaintCombinedPipeline": Family.KANDINSKY22_INPAINT,
-    "KandinskyV22InpaintPipeline": Family.KANDINSKY22_INPAINT,
-}
 
 
 @dataclass(frozen=True)
@@ -211,8 +176,6 @@ def resolve_controlnet(reference: str, *, allow_download: bool = False) -> Contr
         snapshot = find_in_cache(reference, marker="config.json")
         if snapshot is None:
             if not allow_download:
-                from inpaint_studio.engine.catalog import download_hint
-
                 raise ModelUnavailableError(f"The ControlNet {reference} is not installed; {download_hint(reference)}")
             snapshot = download(reference)
         revision = _revision_of(snapshot)
@@ -439,8 +402,6 @@ def resolve_model(
     snapshot = find_in_cache(reference)
     if snapshot is None:
         if not allow_download:
-            from inpaint_studio.engine.catalog import download_hint
-
             raise ModelUnavailableError(f"The model {reference} is not installed; {download_hint(reference)}")
         snapshot = download(reference, progress=progress)
     info = detect_folder(snapshot, reference=reference, source="hub", revision=_revision_of(snapshot))

@@ -48,7 +48,8 @@ from inpaint_studio.engine.events import (
     JobStarted,
     LatentHandoff,
 )
-from inpaint_studio.engine.models import Family, ModelInfo, component_config, resolve_model
+from inpaint_studio.engine.families import Family
+from inpaint_studio.engine.models import ModelInfo, component_config, resolve_model
 
 log = logging.getLogger(__name__)
 
