@@ -81,8 +81,6 @@ def _expand(box: masks.Box, margin: int, size: tuple[int, int]) -> masks.Box:
 
 def prepare_input(job: InpaintJob, image: Image.Image | np.ndarray, mask: Image.Image | np.ndarray) -> PreparedInput:
     """Validate sizes and the mask, grow/feather it, and choose the area the model works on."""
-    import cv2
-
     pil = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
     if pil.mode not in ("RGB", "RGBA"):
         pil = pil.convert("RGBA" if "A" in pil.getbands() or "transparency" in pil.info else "RGB")
@@ -92,17 +90,13 @@ def prepare_input(job: InpaintJob, image: Image.Image | np.ndarray, mask: Image.
     mask_arr = masks.as_mask_array(mask.convert("L") if isinstance(mask, Image.Image) else mask)
     size = pil.size
     masks.check_same_size((mask_arr.shape[1], mask_arr.shape[0]), size)
-    binary = cv2.threshold(mask_arr, 127, 255, cv2.THRESH_BINARY)[1]
-    x, y, w, h = cv2.boundingRect(binary)
-    if w == 0 or h == 0:
-        masks.require_nonempty(binary)
-    # Grow inside a window around the painted pixels only (dilation reaches grow_px further).
-    window = _expand((x, y, x + w, y + h), max(job.mask.grow_px, 0) + 1, size)
+    painted = masks.masked_bbox(mask_arr)
+    # Binarise and grow inside a window around the masked pixels only (dilation reaches grow_px further).
+    window = _expand(painted, max(job.mask.grow_px, 0) + 1, size)
     wl, wt, wr, wb = window
-    grown_window = masks.grow(binary[wt:wb, wl:wr], job.mask.grow_px)
-    masks.require_nonempty(grown_window)
-    gx, gy, gw, gh = cv2.boundingRect(grown_window)
-    grown_box = (wl + gx, wt + gy, wl + gx + gw, wt + gy + gh)
+    grown_window = masks.grow(masks.binarize(mask_arr[wt:wb, wl:wr]), job.mask.grow_px)
+    gl, gt, gr, gb = masks.masked_bbox(grown_window)  # an erosion can leave nothing
+    grown_box = (wl + gl, wt + gt, wl + gr, wt + gb)
     if job.area is Area.WHOLE:
         box: masks.Box = (0, 0, size[0], size[1])
     else:
