@@ -297,12 +297,9 @@ class Engine:
         return prepare_input(job, image, mask)
 
     def _run_classical(self, job, prepared: PreparedInput, emit, cancel, job_id):
-        from inpaint_studio.core.jobspec import ClassicalMethod
         from inpaint_studio.engine.classical import classical_fill
 
-        method = job.classical_method
-        if ":" in job.model:
-            method = ClassicalMethod(job.model.split(":", 1)[1])
+        method = job.effective_classical_method
         emit(JobStarted(job_id, job, 1))
 
         def progress(done: int, total: int) -> None:
