@@ -12,6 +12,9 @@ trusts where such a file came from can allow it explicitly (`allow_unsafe=True`:
 --allow-unsafe-checkpoint, a confirmation in the studio); it is then read with torch's restricted
 unpickler (`weights_only=True`, which refuses anything but tensors and plain containers), and the result
 records `source: "legacy_checkpoint"`. Nothing is unpickled to refuse a file: the refusal looks at the name.
+
+`ModelResolver` holds one engine's permissions (downloads, allowed pickled checkpoints) and resolves with
+them; the families themselves are in families.py, the catalog's download hints in catalog.py.
 """
 
 from __future__ import annotations
@@ -406,3 +409,29 @@ def resolve_model(
         snapshot = download(reference, progress=progress)
     info = detect_folder(snapshot, reference=reference, source="hub", revision=_revision_of(snapshot))
     return info
+
+
+class ModelResolver:
+    """Resolves references with one engine's permissions: may it download, which pickled files may it read.
+
+    Downloads and pickled checkpoints are refused unless allowed: `allow_download` and
+    `allow_unsafe_checkpoints` (any pickled checkpoint: the command line's --allow-unsafe-checkpoint) are
+    set for the engine's life; `allow_unsafe_checkpoint(path)` allows one file (the studio asks the user).
+    """
+
+    def __init__(self, *, allow_download: bool = False, allow_unsafe_checkpoints: bool = False) -> None:
+        self.allow_download = allow_download
+        self.allow_unsafe_checkpoints = allow_unsafe_checkpoints
+        self.allowed_unsafe: set[str] = set()  # pickled checkpoints the user allowed one by one (the studio)
+
+    def allow_unsafe_checkpoint(self, path: str) -> None:
+        """The user confirmed loading this pickled checkpoint (read weights-only even then)."""
+        self.allowed_unsafe.add(str(Path(path).expanduser()))
+
+    def resolve(self, reference: str) -> ModelInfo:
+        path = str(Path(reference.strip()).expanduser())
+        allowed = self.allow_unsafe_checkpoints or path in self.allowed_unsafe
+        return resolve_model(reference, allow_download=self.allow_download, allow_unsafe=allowed)
+
+    def resolve_controlnet(self, reference: str) -> ControlNetInfo:
+        return resolve_controlnet(reference, allow_download=self.allow_download)
