@@ -51,7 +51,7 @@ def resolve_named_classes() -> None:
     import diffusers
     import transformers
 
-    from inpaint_studio.engine.models import PIPELINE_FAMILIES
+    from inpaint_studio.engine.families import PIPELINE_FAMILIES
     from inpaint_studio.engine.schedulers import SCHEDULERS
 
     importlib.import_module("diffusers.pipelines.auto_pipeline")

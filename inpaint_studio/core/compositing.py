@@ -9,6 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from inpaint_studio.core import masks
+
 
 def composite(original: np.ndarray, generated: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """original * (1 - weight) + generated * weight, exact where weight is 0 or 1 (uint8 HxWxC)."""
@@ -28,7 +30,7 @@ def match_color(generated: np.ndarray, original: np.ndarray, mask: np.ndarray, r
     original; the correction is then applied to the whole generated image (the composite limits it to the
     mask). This removes the overall colour cast diffusion models often leave in a filled region.
     """
-    hard = (mask >= 128).astype(np.uint8)
+    hard = masks.is_masked(mask).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring_px + 1, 2 * ring_px + 1))
     ring = (cv2.dilate(hard, kernel) > 0) & (hard == 0)
     if ring.sum() < 16:

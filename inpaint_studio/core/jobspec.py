@@ -154,11 +154,30 @@ class InpaintJob:
     def is_classical(self) -> bool:
         return self.model == CLASSIC_MODEL or self.model.startswith(CLASSIC_MODEL + ":")
 
+    @property
+    def effective_classical_method(self) -> ClassicalMethod:
+        """The method a classical fill uses: the one a "classic:<method>" model names, else `classical_method`.
+
+        The model reference wins, so a record of "classic:telea" replays as Telea whatever the field says.
+        An unknown method name raises BadInputError (`problems()` reports it first, so a validated job never
+        does). Meaningless, but harmless, for a diffusion job.
+        """
+        suffix = _classic_suffix(self.model)
+        if suffix is None:
+            return self.classical_method
+        try:
+            return ClassicalMethod(suffix)
+        except ValueError:
+            raise BadInputError(_unknown_classical_method(suffix)) from None
+
     def problems(self) -> list[str]:
         """Every bad value, one sentence each; empty when the job is valid."""
         out: list[str] = []
         if not self.model.strip():
             out.append("No model is chosen; pick one, or use the classical fill ('classic').")
+        suffix = _classic_suffix(self.model)
+        if suffix is not None and suffix not in {method.value for method in ClassicalMethod}:
+            out.append(_unknown_classical_method(suffix))
         if not (0.0 < self.strength <= 1.0):
             out.append(f"Strength is {self.strength}; it must be above 0 and at most 1.")
         if not (0.0 <= self.guidance_scale <= 50.0):
@@ -298,6 +317,18 @@ class InpaintJob:
         for name, value in kwargs.items():
             _check_kind(name, value, _FIELD_KINDS[name])
         return cls(**kwargs)
+
+
+def _classic_suffix(model: str) -> str | None:
+    """The method name after "classic:" in a model reference (stripped, as models.resolve_model reads it)."""
+    reference = model.strip()
+    prefix = CLASSIC_MODEL + ":"
+    return reference[len(prefix) :] if reference.startswith(prefix) else None
+
+
+def _unknown_classical_method(name: str) -> str:
+    choices = ", ".join(f"{CLASSIC_MODEL}:{method.value}" for method in ClassicalMethod)
+    return f"The classical fill method {name!r:.40} is unknown; use the model '{CLASSIC_MODEL}' or one of: {choices}."
 
 
 # What each plain-data value must be: "str", "int", "float", "bool", with "?" when None is allowed.

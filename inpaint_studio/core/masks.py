@@ -1,9 +1,11 @@
 """Mask preparation: binarise, grow/shrink, feather, bounding box (OpenCV under the hood).
 
-Convention everywhere: uint8 HxW, 255 = repaint, 0 = keep. Diffusion pipelines binarise the mask at 0.5
-and shrink it to latent size, so a soft edge only exists in our own final composite: `feather` builds that
-blend weight. It fades OUTWARD from the painted mask, so every painted pixel is fully replaced (no trace of
-the object being removed) and pixels beyond the feather band are untouched.
+Convention everywhere: uint8 HxW, 255 = repaint, 0 = keep. A pixel counts as masked when it is at least
+MASK_THRESHOLD (`is_masked`): the one definition that the engine, the compositing and the checks share.
+Diffusion pipelines binarise the mask at 0.5 the same way and shrink it to latent size, so a soft edge only
+exists in our own final composite: `feather` builds that blend weight. It fades OUTWARD from the painted
+mask, so every painted pixel is fully replaced (no trace of the object being removed) and pixels beyond the
+feather band are untouched.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ import numpy as np
 from inpaint_studio.core.errors import BadInputError, EmptyMaskError
 
 Box = tuple[int, int, int, int]  # left, top, right (exclusive), bottom (exclusive)
+
+MASK_THRESHOLD = 128
+"""Mask values from this one up are masked (repainted): the pipelines' 0.5 rule on 8-bit values."""
+
+_EMPTY_MASK = "The mask is empty, so there is nothing to repaint; paint over the area to change (white = repaint)."
 
 
 def as_mask_array(mask: object) -> np.ndarray:
@@ -28,8 +35,16 @@ def as_mask_array(mask: object) -> np.ndarray:
     return arr
 
 
-def binarize(mask: np.ndarray, threshold: int = 128) -> np.ndarray:
-    """255 where mask >= threshold (the pipelines' 0.5 rule), else 0."""
+def is_masked(mask: np.ndarray) -> np.ndarray:
+    """Bool array: True where the pixel is masked (mask >= MASK_THRESHOLD)."""
+    return np.asarray(mask) >= MASK_THRESHOLD
+
+
+def binarize(mask: np.ndarray, threshold: int = MASK_THRESHOLD) -> np.ndarray:
+    """uint8: 255 where mask >= threshold (by default: where it `is_masked`), else 0."""
+    if mask.dtype == np.uint8 and 0 < threshold <= 255:
+        # OpenCV's threshold (strictly above) is about 10x faster than numpy on a whole photo's mask.
+        return cv2.threshold(mask, threshold - 1, 255, cv2.THRESH_BINARY)[1]
     return np.where(mask >= threshold, np.uint8(255), np.uint8(0))
 
 
@@ -49,7 +64,7 @@ def grow(mask: np.ndarray, px: int) -> np.ndarray:
 
 def feather(mask: np.ndarray, px: int) -> np.ndarray:
     """Blend weight in [0, 1] (float32): 1 on the mask, fading to exactly 0 within px pixels outside it."""
-    hard = (mask >= 128).astype(np.float32)
+    hard = is_masked(mask).astype(np.float32)
     if px <= 0:
         return hard
     # Dilate by half the width, blur with a kernel that reaches the other half: the ramp stays inside
@@ -68,19 +83,25 @@ def feather(mask: np.ndarray, px: int) -> np.ndarray:
     return np.clip(weight, 0.0, 1.0)
 
 
-def bbox(mask: np.ndarray, threshold: int = 1) -> Box | None:
-    """Bounding box of pixels >= threshold, or None when there are none."""
-    ys, xs = np.nonzero(mask >= threshold)
-    if ys.size == 0:
+def bbox(mask: np.ndarray, threshold: int = MASK_THRESHOLD) -> Box | None:
+    """Bounding box of the pixels >= threshold (by default: the masked ones), or None when there are none."""
+    x, y, w, h = cv2.boundingRect(binarize(mask, threshold))
+    if w == 0 or h == 0:
         return None
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    return x, y, x + w, y + h
+
+
+def masked_bbox(mask: np.ndarray) -> Box:
+    """Bounding box of the masked pixels; EmptyMaskError when there are none."""
+    box = bbox(mask)
+    if box is None:
+        raise EmptyMaskError(_EMPTY_MASK)
+    return box
 
 
 def require_nonempty(mask: np.ndarray) -> None:
-    if not np.any(mask >= 128):
-        raise EmptyMaskError(
-            "The mask is empty, so there is nothing to repaint; paint over the area to change (white = repaint)."
-        )
+    if not is_masked(mask).any():
+        raise EmptyMaskError(_EMPTY_MASK)
 
 
 def check_same_size(mask_size: tuple[int, int], image_size: tuple[int, int]) -> None:

@@ -37,6 +37,7 @@ from inpaint_studio import __version__
 from inpaint_studio.core.atomic import atomic_write
 from inpaint_studio.core.document import Document, Layer
 from inpaint_studio.core.errors import BadInputError
+from inpaint_studio.core.history.graph import History
 
 MIMETYPE = "application/x-inpaint-studio"
 FORMAT_NAME = "inpaint-studio-project"
@@ -58,7 +59,7 @@ class Project:
     """What a project file holds, as live objects."""
 
     document: Document
-    history: Any = None  # core.history.History, or None for a project saved without history
+    history: History | None = None  # None for a project saved without history
     generate: dict[str, Any] = field(default_factory=dict)  # the Generate panel's last parameters
     extra: dict[str, Any] = field(default_factory=dict)  # free-form, JSON-able (e.g. UI state)
     path: Path | None = None
@@ -279,8 +280,6 @@ def _require(condition: bool, safe: SafeZip, why: str) -> None:
 
 def load_project(path: str | os.PathLike[str], *, with_history: bool = True) -> Project:
     """Open a project file; every problem becomes one ProjectError sentence naming the file."""
-    from inpaint_studio.core.history.graph import History
-
     source = Path(path)
     safe = SafeZip(source)
     try:

@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from inpaint_studio.core import masks
 from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.jobspec import InpaintJob, Task
+from inpaint_studio.engine.families import Family
 from inpaint_studio.engine.loader import Variant
-from inpaint_studio.engine.models import Family, ModelInfo
+from inpaint_studio.engine.models import ModelInfo
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ def control_image(rgb: np.ndarray, mask: np.ndarray) -> Any:
     import torch
 
     image = rgb.astype(np.float32) / 255.0
-    image[mask > 127] = -1.0
+    image[masks.is_masked(mask)] = -1.0
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
 
 

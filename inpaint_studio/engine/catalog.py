@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from inpaint_studio.core.resources import resource_path
-from inpaint_studio.engine.models import PIPELINE_FAMILIES, Family
+from inpaint_studio.engine.families import PIPELINE_FAMILIES, Family
 
 
 @dataclass(frozen=True)

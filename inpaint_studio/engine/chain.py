@@ -26,6 +26,7 @@ from PIL import Image, ImageDraw
 from inpaint_studio.core.errors import BadInputError, CancelledError
 from inpaint_studio.core.jobspec import InpaintJob, Task
 from inpaint_studio.engine.events import CancelToken, ChainStepFinished, EventSink, InpaintResult
+from inpaint_studio.engine.schedulers import DEFAULT, SCHEDULERS
 
 if TYPE_CHECKING:
     from inpaint_studio.engine.runner import Engine
@@ -120,8 +121,6 @@ class Chain:
     def problems(self, available: set[str]) -> list[str]:
         """Everything wrong with running this chain on the inputs named in `available`."""
         out = []
-        from inpaint_studio.engine.schedulers import DEFAULT, SCHEDULERS
-
         for index, step in enumerate(self.steps, 1):
             label = f"Step {index}" + (f" ({step.name})" if step.name else "")
             out.extend(f"{label}: {problem}" for problem in step.job.problems())

@@ -1,9 +1,12 @@
 """One diffusion job: pipeline calls per variant, the optional SDXL refiner pass, decode and finish.
 
-Engine.run prepares the input (crop box, blend weight) and hands the rest to `DiffusionJob.run`. The
-per-family call differences live in calls.py; decoding and the NaN retry in decode.py; speed settings
-in speed.py. Progress is exact: the number of step callbacks of every call (prior, base, refiner) is
-known before the first one starts.
+Engine.run prepares the input (region.py: crop box, blend weight), resolves the model and hands the
+RunContext (context.py) to `DiffusionJob.run`, with the engine's long-lived parts it needs and nothing
+else: the PipelineManager (loader.py), the ModelResolver for the ControlNet and the refiner (models.py)
+and the models' own scheduler configs (schedulers.py). The per-family call differences live in
+calls.py; decoding and the NaN retry in decode.py; speed settings in speed.py; the final composite in
+region.finish_image. Progress is exact: the number of step callbacks of every call (prior, base,
+refiner) is known before the first one starts.
 """
 
 from __future__ import annotations
@@ -12,20 +15,23 @@ import gc
 import logging
 import traceback
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from inpaint_studio.core.errors import BadInputError, CancelledError, OutOfMemoryError
-from inpaint_studio.core.jobspec import InpaintJob, OutputSize, Task
+from inpaint_studio.core.jobspec import OutputSize, Task
 from inpaint_studio.engine import calls, decode, speed
-from inpaint_studio.engine.events import CancelToken, EventSink, JobProgress, JobStarted, LatentHandoff
-from inpaint_studio.engine.models import ControlNetInfo, Family, ModelInfo, component_config
-from inpaint_studio.engine.schedulers import apply_scheduler, build_scheduler
-
-if TYPE_CHECKING:
-    from inpaint_studio.engine.runner import Engine, PreparedInput
+from inpaint_studio.engine.context import RunContext, RunOutcome
+from inpaint_studio.engine.devices import describe_device, pick_device
+from inpaint_studio.engine.events import JobProgress, JobStarted, LatentHandoff
+from inpaint_studio.engine.families import Family
+from inpaint_studio.engine.loader import PipelineManager, free_device_cache
+from inpaint_studio.engine.models import ControlNetInfo, ModelInfo, ModelResolver, component_config
+from inpaint_studio.engine.prompts import weighted_embeddings
+from inpaint_studio.engine.region import finish_image, working_size_for
+from inpaint_studio.engine.schedulers import SchedulerConfigs, apply_scheduler, build_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +40,6 @@ _LATENT_RGB = np.array(
     [[0.298, 0.207, 0.208], [0.187, 0.286, 0.173], [-0.158, 0.189, 0.264], [-0.184, -0.271, -0.473]],
     dtype=np.float32,
 )
-
-
-@dataclass
-class DiffusionOutcome:
-    images: list[Image.Image]
-    device: str
-    extra: dict[str, Any]
-    handoff: LatentHandoff | None = None
 
 
 @dataclass
@@ -64,29 +62,21 @@ class DiffusionJob:
 
     def __init__(
         self,
-        engine: Engine,
-        job: InpaintJob,
-        info: ModelInfo,
-        prepared: PreparedInput | None,
+        context: RunContext,
         *,
-        control_image: Image.Image | np.ndarray | None,
-        handoff: LatentHandoff | None,
-        emit: EventSink,
-        cancel: CancelToken,
-        job_id: int,
-        preview_every: int,
+        pipelines: PipelineManager,
+        models: ModelResolver,
+        scheduler_configs: SchedulerConfigs,
     ) -> None:
-        self.engine, self.job, self.info, self.prepared = engine, job, info, prepared
-        self.control_image, self.handoff_in = control_image, handoff
-        self.emit, self.cancel, self.job_id, self.preview_every = emit, cancel, job_id, preview_every
+        self.context = context
+        self.job, self.info, self.prepared = context.job, context.info, context.prepared  # read everywhere
+        self.pipelines, self.models, self.scheduler_configs = pipelines, models, scheduler_configs
         self.used_handoff = False
         self.total = 1
 
     # ---- the job ------------------------------------------------------------------------------------
-    def run(self) -> DiffusionOutcome:
-        import torch
-
-        from inpaint_studio.engine.devices import pick_device
+    def run(self) -> RunOutcome:
+        import torch  # here, not at the top: importing this module must not load torch (the window needs it)
 
         self.device = pick_device(self.job.device)
         try:
@@ -94,15 +84,13 @@ class DiffusionJob:
         except torch.OutOfMemoryError as exc:
             raise self._out_of_memory(exc) from exc
 
-    def _run(self) -> DiffusionOutcome:
-        from inpaint_studio.engine.devices import describe_device
-
+    def _run(self) -> RunOutcome:
         job = self.job
         controlnet = self._controlnet()
         refiner = self._refiner()
         route = calls.route(self.info, job, str(controlnet.path) if controlnet else None)
-        pipe = self.engine.pipelines.get(self.info, self.device, job.memory_mode, route.variant, controlnet)
-        apply_scheduler(pipe, job.scheduler, self.engine.scheduler_config(self.info, pipe))
+        pipe = self.pipelines.get(self.info, self.device, job.memory_mode, route.variant, controlnet)
+        apply_scheduler(pipe, job.scheduler, self.scheduler_configs.get(self.info, pipe))
         native = native_resolution(pipe, self.info.family)
         self.work_size, self.out_size = self._sizes(pipe, native)
         self.speed = speed.apply(pipe, speed.resolve(job.speed, self.device, self.work_size, native))
@@ -115,7 +103,7 @@ class DiffusionJob:
         passes = [base]
         if refiner is not None:
             ref_route = calls.refiner_route(job)
-            ref_config = self.engine.scheduler_config(refiner)  # read from its files: not loaded yet
+            ref_config = self.scheduler_configs.get(refiner)  # read from its files: not loaded yet
             ref_calls = calls.count_calls(
                 build_scheduler(job.scheduler, ref_config), job, ref_route, denoising_start=job.refiner_switch
             )
@@ -123,7 +111,7 @@ class DiffusionJob:
             passes[1].denoising_start = job.refiner_switch
         per_variant = sum(p.calls_per_variant for p in passes)
         self.total = per_variant * job.variants
-        self.emit(JobStarted(self.job_id, job, self.total))
+        self.context.emit(JobStarted(self.context.job_id, job, self.total))
 
         latents = self._denoise(base, offset=0, per_variant=per_variant)
         final = base
@@ -148,15 +136,13 @@ class DiffusionJob:
             extra["controlnet"] = controlnet.to_dict()
         if refiner is not None:
             extra["refiner"] = {"model": refiner.to_dict(), "pipeline": type(final.pipe).__name__, **final.extra}
-        return DiffusionOutcome(images, self.device, extra, handoff)
+        return RunOutcome(images, self.device, extra, handoff)
 
     # ---- parts --------------------------------------------------------------------------------------
     def _controlnet(self) -> ControlNetInfo | None:
-        from inpaint_studio.engine.models import resolve_controlnet
-
         if self.job.controlnet is None:
             return None
-        return resolve_controlnet(self.job.controlnet, allow_download=self.engine.allow_download)
+        return self.models.resolve_controlnet(self.job.controlnet)
 
     def _refiner(self) -> ModelInfo | None:
         if self.job.refiner is None:
@@ -166,7 +152,7 @@ class DiffusionJob:
                 f"A refiner pass needs an SDXL base model, but {self.info.name} is {self.info.family.value}; "
                 "remove the refiner or choose an SDXL model."
             )
-        refiner = self.engine.resolve(self.job.refiner)
+        refiner = self.models.resolve(self.job.refiner)
         if not refiner.family.is_sdxl:
             raise BadInputError(
                 f"The refiner {refiner.name} is not an SDXL model ({refiner.family.value}); "
@@ -176,8 +162,6 @@ class DiffusionJob:
 
     def _sizes(self, pipe: Any, native: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """(working size, output size before compositing)."""
-        from inpaint_studio.engine.runner import working_size_for
-
         multiple = calls.size_multiple(pipe)
         if self.prepared is None:  # text-to-image: the size asked for, worked at the next model multiple
             out = (self.job.width or native, self.job.height or native)
@@ -187,8 +171,6 @@ class DiffusionJob:
         return working_size_for(box, native, self.job.resolution, multiple), box
 
     def _inputs(self, pipe: Any, route: calls.Route) -> calls.CallInputs:
-        from inpaint_studio.engine.prompts import weighted_embeddings
-
         job, work = self.job, self.work_size
         inputs = calls.CallInputs(work)
         if job.prompt_weighting:
@@ -212,11 +194,11 @@ class DiffusionJob:
 
     def _control(self, crop_rgb: np.ndarray, route: calls.Route) -> Any:
         work = self.work_size
-        if self.control_image is None:  # the inpainting ControlNet's condition, built from image and mask
+        if self.context.control_image is None:  # the inpainting ControlNet's condition, built from image and mask
             rgb = np.asarray(Image.fromarray(crop_rgb).resize(work, Image.Resampling.LANCZOS))
             mask = np.asarray(Image.fromarray(self.prepared.mask).resize(work, Image.Resampling.NEAREST))
             return calls.control_image(rgb, mask)
-        given = self.control_image
+        given = self.context.control_image
         pil = given if isinstance(given, Image.Image) else Image.fromarray(np.asarray(given))
         if pil.size != (self.prepared.rgb.shape[1], self.prepared.rgb.shape[0]):
             raise BadInputError(
@@ -227,7 +209,7 @@ class DiffusionJob:
 
     def _usable_handoff(self, pipe: Any, route: calls.Route, crop_rgb: np.ndarray) -> Any:
         """The previous step's latents when they can replace this step's input pixels exactly."""
-        handoff = self.handoff_in
+        handoff = self.context.handoff
         usable = (
             handoff is not None
             and self.job.task is Task.IMG2IMG
@@ -244,11 +226,11 @@ class DiffusionJob:
         return handoff.latents.to(device=pipe._execution_device, dtype=pipe.dtype)
 
     def _denoise(self, p: _Pass, *, offset: int, per_variant: int) -> list[Any]:
-        import torch
+        import torch  # see run()
 
         out = []
-        for index, seed in enumerate(self.job.variant_seeds()):
-            self.cancel.raise_if_cancelled()
+        for index, seed in enumerate(self.context.seeds):
+            self.context.cancel.raise_if_cancelled()
             done = index * per_variant + offset
             prior_callback = None
             if p.prior_calls:
@@ -269,7 +251,7 @@ class DiffusionJob:
                 denoising_end=p.denoising_end,
             )
             out.append(self._call(p.pipe, kwargs))
-            if self.cancel.cancelled:
+            if self.context.cancel.cancelled:
                 raise CancelledError()
         return out
 
@@ -281,12 +263,10 @@ class DiffusionJob:
         images = latents if compatible else [self._latents_to_pil(base.pipe, lat) for lat in latents]
         ref.extra["latent_handoff"] = compatible
         # Loading the refiner releases the base model: only one checkpoint is in memory at a time.
-        ref.pipe = self.engine.pipelines.get(ref.info, self.device, self.job.memory_mode, ref.route.variant)
-        apply_scheduler(ref.pipe, self.job.scheduler, self.engine.scheduler_config(ref.info, ref.pipe))
+        ref.pipe = self.pipelines.get(ref.info, self.device, self.job.memory_mode, ref.route.variant)
+        apply_scheduler(ref.pipe, self.job.scheduler, self.scheduler_configs.get(ref.info, ref.pipe))
         speed.apply(ref.pipe, self.speed)
         if self.job.prompt_weighting:
-            from inpaint_studio.engine.prompts import weighted_embeddings
-
             embeds = weighted_embeddings(ref.pipe, self.job.prompt, self.job.negative_prompt)
         else:
             embeds = None
@@ -314,8 +294,6 @@ class DiffusionJob:
         return output.images[:1]
 
     def _finish(self, final: _Pass, latents: list[Any]) -> tuple[list[Image.Image], LatentHandoff | None, bool]:
-        from inpaint_studio.engine.runner import finish_image
-
         images: list[Image.Image] = []
         handoff = None
         retried_any = False
@@ -347,8 +325,6 @@ class DiffusionJob:
         return LatentHandoff(latents.detach().cpu(), decode.pipe_latent_space(pipe), size, model_out)
 
     def _out_of_memory(self, exc: BaseException) -> OutOfMemoryError:
-        from inpaint_studio.engine.loader import free_device_cache
-
         # The traceback's frames hold the activations that filled the memory: drop them before freeing.
         traceback.clear_frames(exc.__traceback__)
         gc.collect()
@@ -371,22 +347,22 @@ class _StepCallback:
         self.job, self.variant, self.done_before, self.preview = job, variant, done_before, preview
 
     def __call__(self, pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        job = self.job
+        context = self.job.context
         if self._stop_if_cancelled(pipe):
             return kwargs
         preview = None
-        every = job.preview_every
+        every = context.preview_every
         if self.preview and every and (step + 1) % every == 0 and "latents" in kwargs:
             preview = latents_preview(kwargs["latents"])
-        done = min(job.total, self.done_before + step + 1)
-        job.emit(JobProgress(job.job_id, done, job.total, self.variant, preview))
+        done = min(self.job.total, self.done_before + step + 1)
+        context.emit(JobProgress(context.job_id, done, self.job.total, self.variant, preview))
         # Again after reporting: a cancel that arrived meanwhile (a listener of this very event, Ctrl+C)
         # must not cost one more whole step, which on a CPU can take a minute.
         self._stop_if_cancelled(pipe)
         return kwargs
 
     def _stop_if_cancelled(self, pipe: Any) -> bool:
-        if not self.job.cancel.cancelled:
+        if not self.job.context.cancel.cancelled:
             return False
         if not hasattr(type(pipe), "interrupt"):
             raise CancelledError()  # Kandinsky's pipelines have no interrupt flag

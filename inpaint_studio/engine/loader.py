@@ -20,7 +20,8 @@ from typing import Any
 from inpaint_studio.core.errors import BadInputError, ModelUnavailableError
 from inpaint_studio.core.jobspec import MemoryMode
 from inpaint_studio.engine.devices import check_memory_mode, pick_dtype
-from inpaint_studio.engine.models import ControlNetInfo, Family, ModelInfo
+from inpaint_studio.engine.families import Family
+from inpaint_studio.engine.models import ControlNetInfo, ModelInfo
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,9 @@ trusts where such a file came from can allow it explicitly (`allow_unsafe=True`:
 --allow-unsafe-checkpoint, a confirmation in the studio); it is then read with torch's restricted
 unpickler (`weights_only=True`, which refuses anything but tensors and plain containers), and the result
 records `source: "legacy_checkpoint"`. Nothing is unpickled to refuse a file: the refusal looks at the name.
+
+`ModelResolver` holds one engine's permissions (downloads, allowed pickled checkpoints) and resolves with
+them; the families themselves are in families.py, the catalog's download hints in catalog.py.
 """
 
 from __future__ import annotations
@@ -21,52 +24,17 @@ import re
 import struct
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from inpaint_studio.core.errors import ModelUnavailableError
 from inpaint_studio.core.jobspec import CLASSIC_MODEL
+from inpaint_studio.engine.catalog import download_hint
+from inpaint_studio.engine.families import PIPELINE_FAMILIES, Family
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 PICKLED_CHECKPOINTS = (".ckpt", ".pt", ".pth")  # single-file SD checkpoints saved with torch.save
 PICKLED_SUFFIXES = (*PICKLED_CHECKPOINTS, ".bin")
-
-
-class Family(str, Enum):
-    CLASSIC = "classic"
-    SD_INPAINT = "sd_inpaint"  # SD 1.x/2.x with a 9-channel inpainting UNet
-    SD = "sd"  # any 4-channel SD checkpoint: inpaints by latent blending
-    SDXL_INPAINT = "sdxl_inpaint"
-    SDXL = "sdxl"  # 4-channel SDXL base: latent blending
-    SDXL_REFINER = "sdxl_refiner"
-    KANDINSKY22_INPAINT = "kandinsky22_inpaint"
-    UNKNOWN = "unknown"
-
-    @property
-    def native_resolution(self) -> int:
-        return {
-            Family.SDXL_INPAINT: 1024,
-            Family.SDXL: 1024,
-            Family.SDXL_REFINER: 1024,
-            Family.KANDINSKY22_INPAINT: 768,
-        }.get(self, 512)
-
-    @property
-    def is_sdxl(self) -> bool:
-        return self in (Family.SDXL_INPAINT, Family.SDXL, Family.SDXL_REFINER)
-
-
-PIPELINE_FAMILIES = {
-    "StableDiffusionInpaintPipeline": Family.SD_INPAINT,
-    "StableDiffusionPipeline": Family.SD,
-    "StableDiffusionImg2ImgPipeline": Family.SD,
-    "StableDiffusionXLInpaintPipeline": Family.SDXL_INPAINT,
-    "StableDiffusionXLPipeline": Family.SDXL,
-    "StableDiffusionXLImg2ImgPipeline": Family.SDXL,
-    "KandinskyV22InpaintCombinedPipeline": Family.KANDINSKY22_INPAINT,
-    "KandinskyV22InpaintPipeline": Family.KANDINSKY22_INPAINT,
-}
 
 
 @dataclass(frozen=True)
@@ -211,8 +179,6 @@ def resolve_controlnet(reference: str, *, allow_download: bool = False) -> Contr
         snapshot = find_in_cache(reference, marker="config.json")
         if snapshot is None:
             if not allow_download:
-                from inpaint_studio.engine.catalog import download_hint
-
                 raise ModelUnavailableError(f"The ControlNet {reference} is not installed; {download_hint(reference)}")
             snapshot = download(reference)
         revision = _revision_of(snapshot)
@@ -439,9 +405,33 @@ def resolve_model(
     snapshot = find_in_cache(reference)
     if snapshot is None:
         if not allow_download:
-            from inpaint_studio.engine.catalog import download_hint
-
             raise ModelUnavailableError(f"The model {reference} is not installed; {download_hint(reference)}")
         snapshot = download(reference, progress=progress)
     info = detect_folder(snapshot, reference=reference, source="hub", revision=_revision_of(snapshot))
     return info
+
+
+class ModelResolver:
+    """Resolves references with one engine's permissions: may it download, which pickled files may it read.
+
+    Downloads and pickled checkpoints are refused unless allowed: `allow_download` and
+    `allow_unsafe_checkpoints` (any pickled checkpoint: the command line's --allow-unsafe-checkpoint) are
+    set for the engine's life; `allow_unsafe_checkpoint(path)` allows one file (the studio asks the user).
+    """
+
+    def __init__(self, *, allow_download: bool = False, allow_unsafe_checkpoints: bool = False) -> None:
+        self.allow_download = allow_download
+        self.allow_unsafe_checkpoints = allow_unsafe_checkpoints
+        self.allowed_unsafe: set[str] = set()  # pickled checkpoints the user allowed one by one (the studio)
+
+    def allow_unsafe_checkpoint(self, path: str) -> None:
+        """The user confirmed loading this pickled checkpoint (read weights-only even then)."""
+        self.allowed_unsafe.add(str(Path(path).expanduser()))
+
+    def resolve(self, reference: str) -> ModelInfo:
+        path = str(Path(reference.strip()).expanduser())
+        allowed = self.allow_unsafe_checkpoints or path in self.allowed_unsafe
+        return resolve_model(reference, allow_download=self.allow_download, allow_unsafe=allowed)
+
+    def resolve_controlnet(self, reference: str) -> ControlNetInfo:
+        return resolve_controlnet(reference, allow_download=self.allow_download)

@@ -12,31 +12,37 @@ What it guarantees, whatever the model:
 
 "Masked region" mode crops the mask's bounding box plus padding, runs at the model's native resolution
 and scales back, so a 6000x4000 photo costs about what a 512x512 image costs.
+
+The path of one job through Engine.run:
+1. the job gets a concrete seed and is validated (core/jobspec.py); the sampler name and the prompt
+   weighting syntax are checked before anything is loaded;
+2. region.prepare_for_task checks the image and mask and decides the box the model works on;
+3. the model reference is resolved to local files and a family (models.ModelResolver);
+4. all of it becomes one RunContext (context.py), with the variant seeds;
+5. the classical fill (here, on the CPU) or a DiffusionJob (diffusion.py) computes the images and
+   composites them over the original (region.finish_image);
+6. the outcome becomes an InpaintResult, announced by JobFinished; a failure becomes JobFailed or
+   JobCancelled and is raised as the InpaintStudioError they describe.
+The engine keeps what outlives one job: the loaded pipeline (loader.PipelineManager), the models' own
+scheduler configs (schedulers.SchedulerConfigs) and the download / pickled-checkpoint permissions.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import math
 import time
 import traceback
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from inpaint_studio.core import compositing, geometry, masks
-from inpaint_studio.core.errors import (
-    BadInputError,
-    CancelledError,
-    EngineError,
-    InpaintStudioError,
-    ModelUnavailableError,
-)
-from inpaint_studio.core.jobspec import Area, InpaintJob, Task
+from inpaint_studio.core.errors import BadInputError, CancelledError, EngineError, InpaintStudioError
+from inpaint_studio.core.jobspec import InpaintJob
+from inpaint_studio.engine.classical import classical_fill
+from inpaint_studio.engine.context import RunContext, RunOutcome
+from inpaint_studio.engine.diffusion import DiffusionJob
 from inpaint_studio.engine.events import (
     CancelToken,
     EventSink,
@@ -48,83 +54,14 @@ from inpaint_studio.engine.events import (
     JobStarted,
     LatentHandoff,
 )
-from inpaint_studio.engine.models import Family, ModelInfo, component_config, resolve_model
+from inpaint_studio.engine.families import Family
+from inpaint_studio.engine.loader import PipelineManager
+from inpaint_studio.engine.models import ModelInfo, ModelResolver
+from inpaint_studio.engine.prompts import check_syntax
+from inpaint_studio.engine.region import finish_image, prepare_for_task
+from inpaint_studio.engine.schedulers import SchedulerConfigs, check_scheduler_name
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PreparedInput:
-    """Image and mask, checked, with the processed box decided and the mask work done inside it only.
-
-    Everything mask-related is computed on the box, never on the whole frame: on a 6000x4000 photo the
-    cost of a job then follows the size of the edit, not the size of the photo.
-    """
-
-    rgb: np.ndarray  # HxWx3 uint8, the whole image
-    alpha: np.ndarray | None  # HxW uint8 when the input had transparency
-    box: masks.Box  # (left, top, right, bottom) of the processed area
-    mask: np.ndarray  # box-sized uint8: grown, binarised mask (255 = repaint)
-    weight: np.ndarray  # box-sized float32 blend weight (feathered mask); 0 at the box's inner edges
-
-    def crop(self, array: np.ndarray) -> np.ndarray:
-        left, top, right, bottom = self.box
-        return array[top:bottom, left:right]
-
-
-def _expand(box: masks.Box, margin: int, size: tuple[int, int]) -> masks.Box:
-    left, top, right, bottom = box
-    width, height = size
-    return max(0, left - margin), max(0, top - margin), min(width, right + margin), min(height, bottom + margin)
-
-
-def prepare_input(job: InpaintJob, image: Image.Image | np.ndarray, mask: Image.Image | np.ndarray) -> PreparedInput:
-    """Validate sizes and the mask, grow/feather it, and choose the area the model works on."""
-    import cv2
-
-    pil = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
-    if pil.mode not in ("RGB", "RGBA"):
-        pil = pil.convert("RGBA" if "A" in pil.getbands() or "transparency" in pil.info else "RGB")
-    arr = np.asarray(pil)
-    rgb = np.ascontiguousarray(arr[..., :3])
-    alpha = np.ascontiguousarray(arr[..., 3]) if arr.shape[-1] == 4 else None
-    mask_arr = masks.as_mask_array(mask.convert("L") if isinstance(mask, Image.Image) else mask)
-    size = pil.size
-    masks.check_same_size((mask_arr.shape[1], mask_arr.shape[0]), size)
-    binary = cv2.threshold(mask_arr, 127, 255, cv2.THRESH_BINARY)[1]
-    x, y, w, h = cv2.boundingRect(binary)
-    if w == 0 or h == 0:
-        masks.require_nonempty(binary)
-    # Grow inside a window around the painted pixels only (dilation reaches grow_px further).
-    window = _expand((x, y, x + w, y + h), max(job.mask.grow_px, 0) + 1, size)
-    wl, wt, wr, wb = window
-    grown_window = masks.grow(binary[wt:wb, wl:wr], job.mask.grow_px)
-    masks.require_nonempty(grown_window)
-    gx, gy, gw, gh = cv2.boundingRect(grown_window)
-    grown_box = (wl + gx, wt + gy, wl + gx + gw, wt + gy + gh)
-    if job.area is Area.WHOLE:
-        box: masks.Box = (0, 0, size[0], size[1])
-    else:
-        # The box must contain the whole feather band, or its edge would show as a seam.
-        padding = max(job.padding_px, job.mask.feather_px + 8)
-        box = geometry.crop_box(grown_box, size, padding)
-    left, top, right, bottom = box
-    box_mask = np.zeros((bottom - top, right - left), np.uint8)
-    # The grown window and the box both contain the grown mask: copy their overlap.
-    ol, ot, orr, ob = max(left, wl), max(top, wt), min(right, wr), min(bottom, wb)
-    box_mask[ot - top : ob - top, ol - left : orr - left] = grown_window[ot - wt : ob - wt, ol - wl : orr - wl]
-    weight = masks.feather(box_mask, job.mask.feather_px)
-    return PreparedInput(rgb=rgb, alpha=alpha, box=box, mask=box_mask, weight=weight)
-
-
-def working_size_for(box_size: tuple[int, int], native: int, resolution: int | None, multiple: int = 8):
-    """Size the model works at: the box scaled to the model's native pixel count (or `resolution` long side)."""
-    w, h = box_size
-    if resolution:
-        return geometry.working_size(box_size, resolution, multiple)
-    # Same number of pixels as native x native, same aspect as the box.
-    long_side = native * math.sqrt(max(w, h) / min(w, h))
-    return geometry.working_size(box_size, round(long_side), multiple)
 
 
 class Engine:
@@ -133,23 +70,29 @@ class Engine:
     def __init__(self, *, allow_download: bool = False, allow_unsafe_checkpoints: bool = False) -> None:
         """`allow_unsafe_checkpoints`: load any pickled .ckpt/.pt/.pth the jobs name (the command line's
         --allow-unsafe-checkpoint); otherwise only those passed to `allow_unsafe_checkpoint`."""
-        from inpaint_studio.engine.loader import PipelineManager
-
         self.pipelines = PipelineManager()
-        self.allow_download = allow_download
-        self.allow_unsafe_checkpoints = allow_unsafe_checkpoints
-        self.allowed_unsafe: set[str] = set()  # pickled checkpoints the user allowed one by one (the studio)
-        self._scheduler_configs: dict[str, dict[str, Any]] = {}
+        self.models = ModelResolver(allow_download=allow_download, allow_unsafe_checkpoints=allow_unsafe_checkpoints)
+        self.scheduler_configs = SchedulerConfigs()
 
     # ---- public API -----------------------------------------------------------------------------------
+    @property
+    def allow_download(self) -> bool:
+        return self.models.allow_download
+
+    @allow_download.setter
+    def allow_download(self, allowed: bool) -> None:
+        self.models.allow_download = allowed
+
     def allow_unsafe_checkpoint(self, path: str) -> None:
         """The user confirmed loading this pickled checkpoint (read weights-only even then)."""
-        self.allowed_unsafe.add(str(Path(path).expanduser()))
+        self.models.allow_unsafe_checkpoint(path)
 
     def resolve(self, reference: str) -> ModelInfo:
-        path = str(Path(reference.strip()).expanduser())
-        allowed = self.allow_unsafe_checkpoints or path in self.allowed_unsafe
-        return resolve_model(reference, allow_download=self.allow_download, allow_unsafe=allowed)
+        return self.models.resolve(reference)
+
+    def scheduler_config(self, info: ModelInfo, pipe: Any = None) -> dict[str, Any]:
+        """The model's own scheduler config (see SchedulerConfigs.get)."""
+        return self.scheduler_configs.get(info, pipe)
 
     def release(self) -> None:
         """Unload the current model and return its memory."""
@@ -182,7 +125,9 @@ class Engine:
         cancel = cancel or CancelToken()
         try:
             job = job.resolved().validate()
-            result = self._run(job, image, mask, control_image, handoff, emit, cancel, job_id, preview_every)
+            start = time.perf_counter()
+            context = self._context(job, image, mask, emit, cancel, job_id, control_image, handoff, preview_every)
+            result = self._run(context, start)
         except CancelledError as exc:
             emit(JobCancelled(job_id, str(exc)))
             raise
@@ -204,135 +149,77 @@ class Engine:
         emit(JobFinished(job_id, result))
         return result
 
-    def scheduler_config(self, info: ModelInfo, pipe: Any = None) -> dict[str, Any]:
-        """The model's own scheduler config, as loaded (before any sampler swap) or read from its files."""
-        key = str(info.path)
-        if key not in self._scheduler_configs:
-            if pipe is not None:
-                config = dict(pipe.scheduler.config)
-            else:
-                config = component_config(info, "scheduler", "scheduler_config.json")
-                if config is None:
-                    raise ModelUnavailableError(
-                        f"The model {info.name} has no scheduler configuration; download it again."
-                    )
-            if len(self._scheduler_configs) > 8:
-                self._scheduler_configs.clear()
-            self._scheduler_configs[key] = config
-        return self._scheduler_configs[key]
-
     # ---- internals ------------------------------------------------------------------------------------
-    def _run(
+    def _context(
         self,
         job: InpaintJob,
         image: Image.Image | np.ndarray | None,
         mask: Image.Image | np.ndarray | None,
-        control_image: Image.Image | np.ndarray | None,
-        handoff: LatentHandoff | None,
         emit: EventSink,
         cancel: CancelToken,
         job_id: int,
+        control_image: Image.Image | np.ndarray | None,
+        handoff: LatentHandoff | None,
         preview_every: int,
-    ) -> InpaintResult:
-        start = time.perf_counter()
+    ) -> RunContext:
+        """Check what can be checked before any model is loaded, prepare the input and resolve the model."""
         if not job.is_classical:
-            from inpaint_studio.engine.schedulers import check_scheduler_name
-
             check_scheduler_name(job.scheduler)
         if job.prompt_weighting:  # a malformed weighting fails before any model is loaded
-            from inpaint_studio.engine.prompts import check_syntax
-
             check_syntax(job.prompt, "prompt")
             check_syntax(job.negative_prompt, "negative prompt")
-        prepared = self._prepare(job, image, mask)
-        info = self.resolve(job.model)
+        prepared = prepare_for_task(job, image, mask)
+        info = self.models.resolve(job.model)
         cancel.raise_if_cancelled()
-        out_handoff = None
-        if info.family is Family.CLASSIC:
-            images, device, extra = self._run_classical(job, prepared, emit, cancel, job_id)
-        else:
-            from inpaint_studio.engine.diffusion import DiffusionJob
+        return RunContext(
+            job=job,
+            info=info,
+            prepared=prepared,
+            emit=emit,
+            cancel=cancel,
+            job_id=job_id,
+            control_image=control_image,
+            handoff=handoff,
+            preview_every=preview_every,
+        )
 
+    def _run(self, context: RunContext, start: float) -> InpaintResult:
+        if context.info.family is Family.CLASSIC:
+            outcome = run_classical(context)
+        else:
             outcome = DiffusionJob(
-                self,
-                job,
-                info,
-                prepared,
-                control_image=control_image,
-                handoff=handoff,
-                emit=emit,
-                cancel=cancel,
-                job_id=job_id,
-                preview_every=preview_every,
+                context, pipelines=self.pipelines, models=self.models, scheduler_configs=self.scheduler_configs
             ).run()
-            images, device, extra, out_handoff = outcome.images, outcome.device, outcome.extra, outcome.handoff
-        if prepared is not None:
-            region = prepared.box
+        images = outcome.images
+        if context.prepared is not None:
+            region = context.prepared.box
         else:
             region = (0, 0, images[0].width, images[0].height)
         return InpaintResult(
             images=images,
-            job=job,
-            seeds=job.variant_seeds()[: len(images)],
-            model=info.to_dict(),
-            device=device,
+            job=context.job,
+            seeds=list(context.seeds[: len(images)]),
+            model=context.info.to_dict(),
+            device=outcome.device,
             duration_s=time.perf_counter() - start,
             region=region,
-            extra=extra,
-            handoff=out_handoff,
+            extra=outcome.extra,
+            handoff=outcome.handoff,
         )
 
-    def _prepare(
-        self, job: InpaintJob, image: Image.Image | np.ndarray | None, mask: Image.Image | np.ndarray | None
-    ) -> PreparedInput | None:
-        if job.task is Task.TEXT2IMG:
-            if image is not None or mask is not None:
-                raise BadInputError(
-                    "Text-to-image starts from the prompt alone; give no image or mask, or set the task to "
-                    "inpaint or img2img."
-                )
-            return None
-        if image is None:
-            raise BadInputError(f"The {job.task.value} task needs an input image; open one or use text2img.")
-        if mask is None:
-            if job.task is Task.INPAINT:
-                raise BadInputError("Inpainting needs a mask (white = repaint); paint one or give a mask file.")
-            size = image.size if isinstance(image, Image.Image) else np.asarray(image).shape[1::-1]
-            mask = np.full((size[1], size[0]), 255, np.uint8)  # image-to-image of the whole picture
-        return prepare_input(job, image, mask)
 
-    def _run_classical(self, job, prepared: PreparedInput, emit, cancel, job_id):
-        from inpaint_studio.core.jobspec import ClassicalMethod
-        from inpaint_studio.engine.classical import classical_fill
+def run_classical(context: RunContext) -> RunOutcome:
+    """The classical (OpenCV) fill of the prepared box, on the CPU; one image whatever `variants` says."""
+    job, prepared = context.job, context.prepared
+    if prepared is None:  # text-to-image: validation refuses it for "classic", but not for " classic"
+        raise BadInputError(f"The classical fill can only inpaint; choose a diffusion model for {job.task.value}.")
+    method = job.effective_classical_method
+    context.emit(JobStarted(context.job_id, job, 1))
 
-        method = job.classical_method
-        if ":" in job.model:
-            method = ClassicalMethod(job.model.split(":", 1)[1])
-        emit(JobStarted(job_id, job, 1))
+    def progress(done: int, total: int) -> None:
+        context.emit(JobProgress(context.job_id, done, max(total, 1), 0))
 
-        def progress(done: int, total: int) -> None:
-            emit(JobProgress(job_id, done, max(total, 1), 0))
-
-        filled = classical_fill(prepared.crop(prepared.rgb), prepared.mask, method, cancel=cancel, progress=progress)
-        out = finish_image(job, prepared, filled)
-        return [out], "cpu", {"classical_method": method.value}
-
-
-def finish_image(job: InpaintJob, prepared: PreparedInput, generated: np.ndarray) -> Image.Image:
-    """Colour-match the box-sized generated pixels and composite them over the original image."""
-    if job.color_match and not job.is_classical:
-        generated = compositing.match_color(generated, prepared.crop(prepared.rgb), prepared.mask)
-    rgb = prepared.rgb.copy()
-    region = prepared.crop(rgb)
-    if job.preserve_unmasked:
-        region[...] = compositing.composite(region, generated, prepared.weight)
-    else:
-        region[...] = generated
-    if prepared.alpha is None:
-        return Image.fromarray(rgb)
-    # Filled pixels become opaque; untouched ones keep their transparency.
-    alpha = prepared.alpha.copy()
-    alpha_region = prepared.crop(alpha)
-    opaque = np.full_like(alpha_region, 255)
-    alpha_region[...] = compositing.composite(alpha_region[..., None], opaque[..., None], prepared.weight)[..., 0]
-    return Image.fromarray(np.dstack([rgb, alpha]))
+    filled = classical_fill(
+        prepared.crop(prepared.rgb), prepared.mask, method, cancel=context.cancel, progress=progress
+    )
+    return RunOutcome([finish_image(job, prepared, filled)], "cpu", {"classical_method": method.value})

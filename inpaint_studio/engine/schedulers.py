@@ -4,14 +4,16 @@ The names follow what artists know from A1111/Krita ("DPM++ 2M Karras", "Euler a
 is recorded in the job and in the PNG "parameters" text as "Sampler". "default" is the model's own.
 Building from the model's config keeps its betas, prediction type and timestep spacing; only the solver
 and the overrides listed here change. Samplers that need extra packages (DPM++ SDE needs torchsde) are
-left out.
+left out. `SchedulerConfigs` keeps each model's own config from before the first sampler swap (one per
+Engine).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from inpaint_studio.core.errors import BadInputError
+from inpaint_studio.core.errors import BadInputError, ModelUnavailableError
+from inpaint_studio.engine.models import ModelInfo, component_config
 
 DEFAULT = "default"
 
@@ -74,3 +76,34 @@ def apply_scheduler(pipe: Any, name: str, original_config: dict[str, Any]) -> An
     if inner is not None:
         inner.scheduler = scheduler
     return scheduler
+
+
+class SchedulerConfigs:
+    """Each model's own scheduler config, kept from its first use: every sampler is built from the original.
+
+    A loaded pipeline's scheduler is replaced by the chosen sampler, so its config must be read before the
+    first swap (pass `pipe` on the first use of a loaded model); a model not loaded yet (the refiner before
+    its pass) has its config read from its files. A few models at most: the cache is cleared past that.
+    """
+
+    MAX_MODELS = 8
+
+    def __init__(self) -> None:
+        self._configs: dict[str, dict[str, Any]] = {}
+
+    def get(self, info: ModelInfo, pipe: Any = None) -> dict[str, Any]:
+        """The model's own scheduler config, as loaded (before any sampler swap) or read from its files."""
+        key = str(info.path)
+        if key not in self._configs:
+            if pipe is not None:
+                config = dict(pipe.scheduler.config)
+            else:
+                config = component_config(info, "scheduler", "scheduler_config.json")
+                if config is None:
+                    raise ModelUnavailableError(
+                        f"The model {info.name} has no scheduler configuration; download it again."
+                    )
+            if len(self._configs) > self.MAX_MODELS:
+                self._configs.clear()
+            self._configs[key] = config
+        return self._configs[key]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inpaint_studio.core.errors import BadInputError
-from inpaint_studio.core.jobspec import Area, InpaintJob, MaskOptions, OutputSize
+from inpaint_studio.core.jobspec import Area, ClassicalMethod, InpaintJob, MaskOptions, OutputSize
 
 
 def test_defaults_are_valid_and_seed_resolves_to_an_integer():
@@ -54,3 +54,17 @@ def test_dict_round_trip_and_unknown_keys():
         InpaintJob.from_dict({"stepz": 3})
     with pytest.raises(BadInputError, match="'area' is 'everywhere'; use one of: whole, masked"):
         InpaintJob.from_dict({"area": "everywhere"})
+
+
+def test_the_classical_method_is_the_models_suffix_or_the_field():
+    field = ClassicalMethod.FSR
+    assert InpaintJob(classical_method=field).effective_classical_method is field
+    assert InpaintJob(model="classic:telea", classical_method=field).effective_classical_method is ClassicalMethod.TELEA
+    assert InpaintJob(model=" classic:ns ").effective_classical_method is ClassicalMethod.NAVIER_STOKES
+    assert InpaintJob(model="owner/model", classical_method=field).effective_classical_method is field
+    for model in ("classic:nope", "classic:"):
+        problems = InpaintJob(model=model).problems()
+        assert len(problems) == 1 and "classical fill method" in problems[0] and "classic:telea" in problems[0]
+        assert problems[0].endswith(".") and "\n" not in problems[0]
+        with pytest.raises(BadInputError, match="is unknown; use the model 'classic' or one of: classic:telea"):
+            InpaintJob(model=model).effective_classical_method  # noqa: B018

@@ -10,7 +10,18 @@ from hypothesis import strategies as st
 from inpaint_studio.core.compositing import composite, match_color
 from inpaint_studio.core.errors import BadInputError, EmptyMaskError
 from inpaint_studio.core.geometry import crop_box, working_size
-from inpaint_studio.core.masks import as_mask_array, bbox, binarize, check_same_size, feather, grow, require_nonempty
+from inpaint_studio.core.masks import (
+    MASK_THRESHOLD,
+    as_mask_array,
+    bbox,
+    binarize,
+    check_same_size,
+    feather,
+    grow,
+    is_masked,
+    masked_bbox,
+    require_nonempty,
+)
 
 
 def square_mask(size=64, box=(20, 20, 40, 40)) -> np.ndarray:
@@ -50,6 +61,20 @@ def test_bbox_binarize_and_checks():
     assert as_mask_array(np.array([[True, False]])).tolist() == [[255, 0]]
     with pytest.raises(BadInputError):
         as_mask_array(np.zeros((2, 2, 3), np.uint8))
+
+
+def test_one_threshold_decides_what_is_masked():
+    soft = np.array([[0, 1, 127, 128, 200, 255]], np.uint8)
+    assert MASK_THRESHOLD == 128
+    assert is_masked(soft).tolist() == [[False, False, False, True, True, True]]
+    assert binarize(soft).tolist() == [[0, 0, 0, 255, 255, 255]]
+    assert bbox(soft) == (3, 0, 6, 1) == masked_bbox(soft)  # only what is masked
+    assert bbox(soft, threshold=1) == (1, 0, 6, 1)  # any painted value
+    assert bbox(soft[:, :3]) is None
+    with pytest.raises(EmptyMaskError):
+        masked_bbox(soft[:, :3])
+    assert (feather(soft, 0) == is_masked(soft)).all()
+    require_nonempty(soft)
 
 
 @settings(max_examples=200, deadline=None)

@@ -9,7 +9,8 @@ import pytest
 
 from inpaint_studio.core.errors import ModelUnavailableError
 from inpaint_studio.engine.catalog import catalog, download_hint, installed_models
-from inpaint_studio.engine.models import Family, resolve_model
+from inpaint_studio.engine.families import Family
+from inpaint_studio.engine.models import resolve_model
 
 
 def test_detects_each_tiny_family(tiny_sd_inpaint, tiny_sd, tiny_sdxl_inpaint):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from inpaint_studio.core.errors import BadInputError, CancelledError, EmptyMaskError, ModelUnavailableError
-from inpaint_studio.core.jobspec import Area, InpaintJob, MaskOptions, MemoryMode, OutputSize
+from inpaint_studio.core.jobspec import Area, ClassicalMethod, InpaintJob, MaskOptions, MemoryMode, OutputSize
 from inpaint_studio.core.masks import feather, grow
 from inpaint_studio.engine.events import CancelToken, JobCancelled, JobFinished, JobProgress, JobStarted
 from inpaint_studio.engine.runner import Engine
@@ -221,6 +221,15 @@ def test_classical_fill_through_the_engine(engine):
     assert np.array_equal(out[mask == 0], original[mask == 0])
     # The hole is filled with something close to its surroundings, not left as it was.
     assert np.abs(out[mask > 0].astype(int) - original[mask > 0].astype(int)).mean() < 40
+
+
+def test_the_classical_method_comes_from_the_model_reference_first(engine):
+    image, mask = photo(120, 80), box_mask(120, 80, (40, 30, 60, 50))
+    named = engine.run(InpaintJob(model="classic:telea", classical_method=ClassicalMethod.FSR, seed=1), image, mask)
+    plain = engine.run(InpaintJob(model="classic", classical_method=ClassicalMethod.FSR, seed=1), image, mask)
+    assert named.extra["classical_method"] == "telea" and plain.extra["classical_method"] == "fsr"
+    with pytest.raises(BadInputError, match="classical fill method 'nope' is unknown"):
+        engine.run(InpaintJob(model="classic:nope", seed=1), image, mask)
 
 
 def test_missing_models_say_what_to_do(engine, tmp_path):

@@ -114,9 +114,9 @@ def test_the_blend_weight_stays_inside_its_band(mask: np.ndarray, px: int) -> No
     assert ((weight >= 0) & (weight <= 1)).all()
     assert (weight[mask >= 128] == 1).all()
     assert not weight[distance_outside(mask) > px + 1].any()
-    box = masks.bbox(mask)
-    ys, xs = np.nonzero(mask >= 1)
-    assert box == (None if ys.size == 0 else (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+    for threshold, box in ((1, masks.bbox(mask, threshold=1)), (masks.MASK_THRESHOLD, masks.bbox(mask))):
+        ys, xs = np.nonzero(mask >= threshold)  # by default the box of what is masked, >= 128
+        assert box == (None if ys.size == 0 else (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
 
 
 # ---- the edit geometry, end to end ------------------------------------------------------------------------------

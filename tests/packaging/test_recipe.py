@@ -67,7 +67,7 @@ def test_every_pipeline_the_engine_detects_is_bundled(cfg):
     import diffusers
     from diffusers.pipelines.auto_pipeline import AUTO_INPAINT_PIPELINES_MAPPING
 
-    from inpaint_studio.engine.models import PIPELINE_FAMILIES
+    from inpaint_studio.engine.families import PIPELINE_FAMILIES
 
     names = set(PIPELINE_FAMILIES)
     # Latent-blending models (SD, SDXL base) load through AutoPipelineForInpainting's mapping.
