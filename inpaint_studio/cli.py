@@ -325,11 +325,13 @@ def cmd_chain(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from inpaint_studio.core.history import GENERATION_KINDS
     from inpaint_studio.core.imageio import save_image
     from inpaint_studio.core.parameters import format_parameters
     from inpaint_studio.core.project import load_project
+    from inpaint_studio.core.record import record_of
     from inpaint_studio.engine.events import CancelToken
-    from inpaint_studio.engine.replay import GENERATION_KINDS, replay
+    from inpaint_studio.engine.replay import replay
 
     project = load_project(Path(args.project))
     history = project.history
@@ -339,7 +341,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         path = set(history.ancestors(history.head_id)) if history.head_id is not None else set()
         for entry in history:
             mark = "*" if entry.id in path else " "
-            seed = entry.params.get("seed", "")
+            record = record_of(entry)
+            seed = record.seed if record is not None else ""
             print(f"{mark} #{entry.id:<4} {entry.kind:<9} seed {seed!s:<11} {entry.title}")
         print("(* = on the current branch; generations are", ", ".join(GENERATION_KINDS) + ")")
         return 0

@@ -32,11 +32,9 @@ from __future__ import annotations
 from collections.abc import Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from inpaint_studio.core.history.entries import HistoryEntry
+from inpaint_studio.core.history.entries import GENERATION_KINDS, HistoryEntry
 from inpaint_studio.core.history.graph import History
 from inpaint_studio.core.history.tiles import TiledArray
-
-GENERATION_KINDS = ("generate", "classic")
 
 
 @dataclass(frozen=True)

@@ -170,14 +170,7 @@ class ChainResult:
         """
         data = dataclasses.replace(self.chain, input_digests=self.input_digests).to_dict()
         for step, result in zip(data["steps"], self.steps):
-            step["result"] = {
-                "seeds": list(result.seeds),
-                "model": result.model,
-                "device": result.device,
-                "duration_s": round(result.duration_s, 3),
-                "region": list(result.region),
-                "extra": result.extra,
-            }
+            step["result"] = result.record().to_dict()  # core/record.py: what made the step's image
         return data
 
 

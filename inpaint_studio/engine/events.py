@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from inpaint_studio.core.errors import CancelledError, InpaintStudioError
 from inpaint_studio.core.jobspec import InpaintJob
+from inpaint_studio.core.record import GenerationRecord, plain_data
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -63,6 +64,22 @@ class InpaintResult:
     region: tuple[int, int, int, int]  # (left, top, right, bottom) of the area the model worked on
     extra: dict[str, Any] = field(default_factory=dict)  # plain data only: history stores it
     handoff: LatentHandoff | None = field(default=None, repr=False, compare=False)  # for the first image
+
+    def record(self, variant: int = 0, *, rerun_of: int | None = None) -> GenerationRecord:
+        """The record of one variant's image: its own job (seed, variants=1) and how it was made."""
+        device_name = self.extra.get("device_name")
+        return GenerationRecord(
+            job=self.job.replace(seed=self.seeds[variant], variants=1),
+            model=self.model,
+            device=self.device,
+            device_name=str(device_name) if device_name else ("CPU" if self.device == "cpu" else self.device),
+            variant=variant,
+            batch_size=self.job.variants,
+            region=self.region,
+            duration_s=self.duration_s,
+            extra=plain_data(self.extra),
+            rerun_of=rerun_of,
+        )
 
 
 @dataclass(frozen=True)

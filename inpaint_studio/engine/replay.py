@@ -21,12 +21,11 @@ import numpy as np
 from PIL import Image
 
 from inpaint_studio.core.errors import BadInputError
-from inpaint_studio.core.history import History, HistoryEntry
+from inpaint_studio.core.history import GENERATION_KINDS, History, HistoryEntry
 from inpaint_studio.core.jobspec import InpaintJob
+from inpaint_studio.core.record import GenerationRecord
 from inpaint_studio.core.results import result_layer_pixels
 from inpaint_studio.engine.events import CancelToken, EventSink
-
-GENERATION_KINDS = ("generate", "classic")
 
 
 @dataclass(frozen=True)
@@ -72,11 +71,11 @@ def _added_layers(history: History, entry: HistoryEntry) -> list[str]:
 
 
 def recorded_job(entry: HistoryEntry) -> InpaintJob:
-    if "job" not in entry.params:
-        raise BadInputError(f"Entry #{entry.id} has no recorded job; it cannot be replayed.")
-    job = InpaintJob.from_dict(entry.params["job"])
-    seed = entry.params.get("seed", job.seed)
-    return InpaintJob.from_dict({**job.to_dict(), "seed": seed, "variants": 1})  # the seed is file data too
+    """The job that made an entry's result: its own seed, one variant."""
+    try:
+        return GenerationRecord.from_dict(entry.params).job
+    except BadInputError as exc:
+        raise BadInputError(f"Entry #{entry.id}: {exc}") from exc
 
 
 def replay(

@@ -12,6 +12,7 @@ import pytest
 
 from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.masks import feather
+from inpaint_studio.core.record import GenerationRecord
 from inpaint_studio.engine.chain import Chain, ChainCancelled, comparison_grid, run_chain
 from inpaint_studio.engine.events import ChainStepFinished, JobProgress, JobStarted
 from inpaint_studio.engine.runner import Engine
@@ -85,7 +86,7 @@ def test_the_record_is_plain_data_and_replays_to_identical_pixels(engine, tiny_s
     first = run_chain(engine, Chain.from_dict(recipe(tiny_sd, steps=steps)), inputs)
     record = first.record()
     stored = json.loads(json.dumps(record))  # what a history entry or project file keeps
-    assert stored["steps"][1]["result"]["seeds"] == [first.steps[1].job.seed]
+    assert GenerationRecord.from_dict(stored["steps"][1]["result"]).seed == first.steps[1].job.seed
     assert stored["input_digests"]["image"] == first.input_digests["image"]
     replay = run_chain(engine, Chain.from_dict(stored), inputs)
     for a, b in zip(first.images, replay.images):

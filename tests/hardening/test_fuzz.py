@@ -319,6 +319,7 @@ def project_file(draw: st.DrawFn) -> bytes:
 
 def exercise(project: Any) -> None:
     """Use an opened project the way the window does; nothing but an InpaintStudioError may come out."""
+    from inpaint_studio.core.record import record_of
     from inpaint_studio.ui.panels.history_panel import entry_label, generation_fields
 
     document = project.document
@@ -332,7 +333,9 @@ def exercise(project: Any) -> None:
     history.memory_bytes()
     for entry in history:
         entry_label(entry, lanes, statuses[entry.id])
-        generation_fields(entry)
+        record = record_of(entry)  # None when the record is unreadable: the panel then shows no details
+        if record is not None:
+            generation_fields(record)
         if entry.snapshot is not None:
             entry.snapshot.composite()
             entry.snapshot.to_document()

@@ -15,6 +15,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from inpaint_studio.core.jobspec import CLASSIC_MODEL, InpaintJob
+from inpaint_studio.core.record import GenerationRecord
 from inpaint_studio.core.results import result_layer_pixels
 from inpaint_studio.core.user_models import UserModels
 from inpaint_studio.engine.model_list import CLASSIC_LABEL
@@ -147,8 +148,9 @@ def test_tiny_model_generation_gives_one_candidate_per_variant_and_apply_is_undo
     entry = controller.recorder.history.head
     assert entry.kind == "generate" and layer.metadata["history_id"] == entry.id
     params = entry.params
-    assert params["seed"] == 12 and params["variant"] == 1 and params["device"] == "cpu"
-    assert params["model_name"] == Path(tiny_sd_inpaint).name
+    record = GenerationRecord.from_dict(params)
+    assert record.seed == 12 and record.variant == 1 and record.batch_size == 2 and record.device == "cpu"
+    assert record.model_name == Path(tiny_sd_inpaint).name
     job = params["job"]
     assert (job["prompt"], job["negative_prompt"], job["steps"], job["scheduler"]) == (
         "a red apple",

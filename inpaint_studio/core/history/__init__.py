@@ -25,7 +25,7 @@ then those it can (undoing to one re-captures it), oldest first, and last the th
 lost their snapshot. The entry itself (kind, title, time, parameters) is never deleted.
 """
 
-from inpaint_studio.core.history.entries import KIND_LABELS, KINDS, HistoryEntry, Kind
+from inpaint_studio.core.history.entries import GENERATION_KINDS, KIND_LABELS, KINDS, HistoryEntry, Kind
 from inpaint_studio.core.history.fileformat import LAST_TIMESTAMP, MAX_SNAPSHOT_PIXELS, MAX_THUMBNAIL_SIDE
 from inpaint_studio.core.history.graph import History, Status, result_sources
 from inpaint_studio.core.history.snapshots import (
@@ -39,6 +39,7 @@ from inpaint_studio.core.history.snapshots import (
 from inpaint_studio.core.history.tiles import TILE, TiledArray, tile_key, unique_nbytes
 
 __all__ = [
+    "GENERATION_KINDS",
     "KINDS",
     "KIND_LABELS",
     "LAST_TIMESTAMP",

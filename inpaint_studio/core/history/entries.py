@@ -18,6 +18,7 @@ from inpaint_studio.core.history.tiles import TiledArray
 
 Kind = Literal["generate", "classic", "layer", "mask", "paint", "open"]
 KINDS: tuple[str, ...] = ("generate", "classic", "layer", "mask", "paint", "open")
+GENERATION_KINDS: tuple[str, ...] = ("generate", "classic")  # entries that hold a GenerationRecord
 KIND_LABELS = {
     "generate": "Generation",
     "classic": "Classical fill",

@@ -22,12 +22,13 @@ from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QWidget
 
 from inpaint_studio.core import masks
-from inpaint_studio.core.document import Layer, bbox_of_nonzero
+from inpaint_studio.core.document import Layer
 from inpaint_studio.core.errors import BadInputError, InpaintStudioError
 from inpaint_studio.core.generation_settings import GenerationSettings
 from inpaint_studio.core.history import HistoryEntry, TiledArray, result_sources
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.core.parameters import job_overrides_from_parameters, parse_parameters
+from inpaint_studio.core.record import GenerationRecord
 from inpaint_studio.core.results import result_layer_pixels
 from inpaint_studio.core.user_models import UserModels
 from inpaint_studio.engine.events import JobCancelled, JobFailed, JobFinished, JobProgress, JobStarted
@@ -60,34 +61,6 @@ class Submitted:
     derived_from: tuple[int, ...]
     rerun_of: int | None
     document_serial: int
-
-
-def generation_params(candidate: Candidate) -> dict[str, Any]:
-    """Plain-data record of the applied candidate: enough to reproduce it exactly."""
-    result = candidate.result
-    info = result.model
-    return {
-        "job": result.job.to_dict(),
-        "seed": candidate.seed,
-        "variant": candidate.index,
-        "seeds": list(result.seeds),
-        "model": info,
-        "model_name": _model_name(info),
-        "device": result.device,
-        "device_name": result.extra.get("device_name", "CPU" if result.device == "cpu" else result.device),
-        "region": list(result.region),
-        "extra": {k: v for k, v in result.extra.items() if isinstance(v, str | int | float | bool | list)},
-        "rerun_of": candidate.rerun_of,
-    }
-
-
-def _model_name(info: dict[str, Any]) -> str:
-    if info.get("source") == "classic":
-        return "Classical fill"
-    if info.get("source") == "hub":
-        return str(info.get("reference"))
-    path = str(info.get("path") or info.get("reference") or "")
-    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
 
 class GenerationController(QObject):
@@ -224,7 +197,7 @@ class GenerationController(QObject):
         masks.require_nonempty(self.document.mask)
         image = self.document.composite()  # RGBA: the engine keeps transparency; opaque stays opaque
         mask = self.document.mask
-        return self.submit(job, image, mask, derived_from=tuple(result_sources(self.document, bbox_of_nonzero(mask))))
+        return self.submit(job, image, mask, derived_from=tuple(result_sources(self.document, masks.bbox(mask))))
 
     def submit(
         self,
@@ -299,7 +272,7 @@ class GenerationController(QObject):
             self.panel.show_seed(result.job.seed)
         device_name = result.extra.get("device_name")
         if device_name:
-            self.engine_status.emit(f"Engine: {device_name} · {_model_name(result.model)}")
+            self.engine_status.emit(f"Engine: {device_name} · {result.record().model_name}")
         if submitted is None or submitted.document_serial != self._document_serial:
             self.message_bar.show_info("A result for a previously open image was set aside; generate again here.")
             return
@@ -421,7 +394,7 @@ class GenerationController(QObject):
         annotation = Annotation(
             kind="classic" if job.is_classical else "generate",
             title=_entry_title(candidate),
-            params=generation_params(candidate),
+            params=candidate.record().to_dict(),
             duration_s=candidate.result.duration_s,
             derived_from=candidate.derived_from,
             layer=layer,
@@ -469,7 +442,7 @@ class GenerationController(QObject):
 
     def use_parameters(self, entry_id: int) -> InpaintJob:
         entry = self.recorder.history[entry_id]
-        job = self._entry_job(entry)
+        job = self._entry_record(entry).submitted_job
         self.panel.load_job(job)
         self.message_bar.show_info(f"Loaded the parameters of #{entry.id}; the seed {job.seed} is locked.")
         return job
@@ -501,7 +474,7 @@ class GenerationController(QObject):
     def rerun(self, entry_id: int) -> int:
         """Run an entry's job again with a new seed, on the same input it had."""
         entry = self.recorder.history[entry_id]
-        job = self._entry_job(entry).replace(seed=None)
+        job = self._entry_record(entry).submitted_job.replace(seed=None)
         image_tiles, mask_tiles = entry.inputs.get("image"), entry.inputs.get("mask")
         if image_tiles is None or mask_tiles is None:
             raise BadInputError(f"Entry #{entry.id} has no recorded input; use its parameters on the current image.")
@@ -522,12 +495,13 @@ class GenerationController(QObject):
         )
 
     @staticmethod
-    def _entry_job(entry: HistoryEntry) -> InpaintJob:
-        if "job" not in entry.params:
+    def _entry_record(entry: HistoryEntry) -> GenerationRecord:
+        if entry.kind not in ("generate", "classic"):
             raise BadInputError(f"Entry #{entry.id} is not a generation; choose a generation entry.")
-        job = InpaintJob.from_dict(entry.params["job"])
-        # The entry's seed is the one its result used; checked like every other setting from a file.
-        return InpaintJob.from_dict({**job.to_dict(), "seed": entry.params.get("seed", job.seed)})
+        try:
+            return GenerationRecord.from_dict(entry.params)  # checked like every other setting from a file
+        except BadInputError as exc:
+            raise BadInputError(f"Entry #{entry.id}: {exc}") from exc
 
     # ---- previews -----------------------------------------------------------------------------------
     def end_preview(self) -> None:
@@ -602,7 +576,7 @@ def _entry_title(candidate: Candidate) -> str:
     """A generation is named by its prompt; a classical fill (no prompt) by the size of what it filled."""
     if not candidate.result.job.is_classical:
         return candidate.title
-    box = bbox_of_nonzero(candidate.mask)
+    box = masks.bbox(candidate.mask)
     if box is None:
         return "fill"
     left, top, right, bottom = box

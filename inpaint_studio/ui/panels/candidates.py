@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inpaint_studio.core.record import GenerationRecord
 from inpaint_studio.engine.events import InpaintResult
 from inpaint_studio.ui import qt_images
 
@@ -48,6 +49,10 @@ class Candidate:
     @property
     def seed(self) -> int:
         return self.result.seeds[self.index]
+
+    def record(self) -> GenerationRecord:
+        """What made this variant (core/record.py): what its history entry keeps once applied."""
+        return self.result.record(self.index, rerun_of=self.rerun_of)
 
     @property
     def pixels(self) -> np.ndarray:

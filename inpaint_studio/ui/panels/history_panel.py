@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (
 )
 
 from inpaint_studio.core.history import History, HistoryEntry
+from inpaint_studio.core.jobspec import Area
+from inpaint_studio.core.record import GenerationRecord, record_of
 from inpaint_studio.ui import qt_images
 from inpaint_studio.ui.document.history_recorder import HistoryRecorder
 
@@ -49,42 +51,41 @@ _GENERATION_FIELDS = (
 )
 
 
-def generation_fields(entry: HistoryEntry) -> list[tuple[str, str]]:
-    """(label, value) rows describing a generation or classical-fill entry."""
-    params = entry.params
-    # Parameters come from project files too: anything that is not the shape we wrote shows as empty.
-    job: dict[str, Any] = _as_dict(params.get("job"))
-    values: dict[str, Any] = dict(job)
-    values["seed"] = params.get("seed", job.get("seed"))
-    values["model_name"] = params.get("model_name") or job.get("model", "")
-    area = job.get("area", "")
-    values["area"] = f"masked region + {job.get('padding_px', 0)} px" if area == "masked" else "whole image"
-    device = params.get("device", "")
-    name = params.get("device_name") or ""
-    same = name.lower().startswith(str(device).lower())  # "CPU" for "cpu": say it once
+_DIFFUSION_ONLY = ("prompt", "negative_prompt", "seed", "strength", "guidance_scale", "steps", "scheduler")
+
+
+def generation_fields(record: GenerationRecord) -> list[tuple[str, str]]:
+    """(label, value) rows describing a generation or classical fill."""
+    job = record.job
+    values: dict[str, Any] = {k: getattr(job, k) for k in ("prompt", "negative_prompt", "seed", "strength")}
+    values.update(guidance_scale=job.guidance_scale, steps=job.steps, scheduler=job.scheduler)
+    values["model_name"] = record.model_name
+    values["area"] = f"masked region + {job.padding_px} px" if job.area is Area.MASKED else "whole image"
+    device, name = record.device, record.device_name
+    same = name.lower().startswith(device.lower())  # "CPU" for "cpu": say it once
     values["device_name"] = f"{name} ({device})" if name and device and not same else (name or device)
+    classical = job.is_classical
     rows = []
     for label, key in _GENERATION_FIELDS:
-        if entry.kind == "classic" and key in ("prompt", "negative_prompt", "seed", "strength", "guidance_scale"):
-            continue
-        if entry.kind == "classic" and key in ("steps", "scheduler"):
-            continue
+        if classical and key in (
+            "prompt",
+            "negative_prompt",
+            "seed",
+            "strength",
+            "guidance_scale",
+            "steps",
+            "scheduler",
+        ):
+            continue  # the classical fill has none of these
         value = values.get(key, "")
         rows.append((label, "" if value is None else str(value)))
-    variant = params.get("variant")
-    if entry.kind == "generate" and isinstance(variant, int):
-        rows.append(("Variant", f"{variant + 1} of {job.get('variants', 1)}"))
-    mask = _as_dict(job.get("mask"))
-    rows.append(("Feather / grow", f"{mask.get('feather_px', 0)} px / {mask.get('grow_px', 0)} px"))
-    rows.append(("Preserve unmasked", "yes" if job.get("preserve_unmasked", True) else "no"))
-    if entry.kind == "classic":
-        method = _as_dict(params.get("extra")).get("classical_method", job.get("classical_method"))
-        rows.append(("Fill method", str(method)))
+    if not classical:
+        rows.append(("Variant", f"{record.variant + 1} of {record.batch_size}"))
+    rows.append(("Feather / grow", f"{job.mask.feather_px} px / {job.mask.grow_px} px"))
+    rows.append(("Preserve unmasked", "yes" if job.preserve_unmasked else "no"))
+    if classical:
+        rows.append(("Fill method", str(record.extra.get("classical_method", job.effective_classical_method.value))))
     return rows
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, dict) else {}
 
 
 def thumbnail_icon(entry: HistoryEntry) -> QIcon:
@@ -287,7 +288,8 @@ class HistoryPanel(QWidget):
 
     def _show_details(self, entry_id: int | None) -> None:
         entry = self.history.entries.get(entry_id) if entry_id is not None else None
-        is_generation = entry is not None and entry.kind in ("generate", "classic") and "job" in entry.params
+        record = record_of(entry) if entry is not None else None
+        is_generation = record is not None
         self.use_button.setEnabled(is_generation)
         self.rerun_button.setEnabled(is_generation and entry is not None and entry.kind == "generate")
         self.branch_button.setEnabled(
@@ -307,8 +309,8 @@ class HistoryPanel(QWidget):
             rows.append(("Applied to", f"#{entry.parent_id}"))
         if entry.derived_from:
             rows.append(("Started from result", ", ".join(f"#{i}" for i in entry.derived_from)))
-        if is_generation:
-            rows.extend(generation_fields(entry))
+        if record is not None:
+            rows.extend(generation_fields(record))
         body = "".join(
             f"<tr><td style='color:#9a9aa0;padding-right:8px'>{html.escape(k)}</td>"
             f"<td>{html.escape(v) or '<i>empty</i>'}</td></tr>"

@@ -18,6 +18,7 @@ from PIL import Image
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from inpaint_studio.core.generation_settings import get_path, job_field_paths
 from inpaint_studio.core.history import HistoryEntry
 from inpaint_studio.core.imageio import save_image
 from inpaint_studio.core.jobspec import InpaintJob
@@ -28,6 +29,7 @@ from inpaint_studio.engine.runner import Engine
 from inpaint_studio.ui.document.commands import mask_change
 from inpaint_studio.ui.panels.candidates import Candidate
 from inpaint_studio.ui.window.main_window import MainWindow
+from tests.job_examples import NON_DEFAULT, job_with_every_field
 
 from .conftest import close_window
 from .helpers import drag, line
@@ -245,6 +247,24 @@ def test_a_failed_save_says_why_and_keeps_the_work(opened: MainWindow, tmp_path,
     assert "not a folder" in opened.message_bar.text() and "choose an existing folder" in opened.message_bar.text()
     assert layers_of(opened) == layers and np.array_equal(opened.document.mask, mask)
     assert opened.isWindowModified() and opened.projects.path is None
+
+
+def test_a_reopened_project_keeps_every_generate_setting(opened: MainWindow, tmp_path, qtbot) -> None:
+    model = opened.generation.settings_model
+    model.load_job(job_with_every_field(), lock_seed=True)
+    model.set("live_preview", False)
+    target = tmp_path / "every-setting.inpaint"
+    assert opened.projects.save_to(target, wait=True)
+    close_window(opened)
+    reopened = new_window(qtbot, tmp_path / "other.ini")
+    try:
+        assert reopened.open_path(target)
+        restored = reopened.generation.settings_model
+        for path in job_field_paths():
+            assert get_path(restored.job, path) == NON_DEFAULT[path], path
+        assert restored.seed_locked and not restored.live_preview
+    finally:
+        close_window(reopened)
 
 
 # ----------------------------------------------------------------- autosave and recovery
