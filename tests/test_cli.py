@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from PIL import Image
 
 from inpaint_studio.cli import main
 from inpaint_studio.core.parameters import parse_parameters
+from inpaint_studio.core.record import GenerationRecord
 
 
 @pytest.fixture
@@ -168,7 +171,7 @@ def test_chain_writes_each_step_a_grid_and_a_record_that_replays(chain_recipe, c
     with Image.open(out / "grid.png") as grid:
         assert grid.height > 200 and grid.width > 4 * 200  # base, mask and two steps side by side
     record = json.loads((out / "record.json").read_text())
-    assert [s["result"]["seeds"] for s in record["steps"]] == [[4], [4]]
+    assert [GenerationRecord.from_dict(s["result"]).seed for s in record["steps"]] == [4, 4]
     assert "01-fill.png" in capsys.readouterr().out
     again = chain_recipe.parent / "again"
     assert main(["chain", str(out / "record.json"), "-o", str(again), "-q"]) == 0
@@ -252,3 +255,28 @@ def test_inpaint_refuses_malformed_weighting_with_one_line(files, tiny_sd_inpain
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "without a closing ')'" in err[0]
     assert not (tmp / "w.png").exists()
+
+
+def test_models_lists_the_models_added_in_the_studio_and_adds_its_own(capsys, tiny_sd_inpaint: Path) -> None:
+    from inpaint_studio.core.user_models import UserModels
+
+    UserModels.load().add(str(tiny_sd_inpaint))  # what the studio's "+ Add model folder…" records
+    assert main(["models", "--json"]) == 0
+    rows = {row["id"]: row for row in json.loads(capsys.readouterr().out)}
+    mine = rows[str(tiny_sd_inpaint)]
+    assert mine["source"] == "local" and mine["installed"] and "(your folder)" in mine["name"]
+    assert main(["models", "--remove", str(tiny_sd_inpaint)]) == 0
+    assert str(tiny_sd_inpaint) not in UserModels.load().paths
+    assert main(["models", "--add", str(tiny_sd_inpaint)]) == 0
+    assert UserModels.load().paths == [str(tiny_sd_inpaint)]
+    assert main(["models", "--add", str(tiny_sd_inpaint.parent)]) == 3  # not a model: one sentence, exit 3
+    assert "model_index.json" in capsys.readouterr().err
+
+
+def test_a_word_that_is_not_a_command_or_a_file_is_an_error_not_a_window(capsys) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    before = QApplication.instance()
+    assert main(["inpiant", "photo.jpg"]) == 2
+    assert "'inpiant' is neither a command nor an existing file" in capsys.readouterr().err
+    assert QApplication.instance() is before  # no window was started

@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 
 from inpaint_studio import cli
+from inpaint_studio.cli.chain import read_recipe
 from inpaint_studio.core.errors import BadInputError, ModelUnavailableError
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.core.project import load_project, save_project
@@ -347,14 +348,14 @@ def test_hostile_recipes_are_refused_as_data(tmp_path: Path) -> None:
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 200_000 + "]" * 200_000)
     with pytest.raises(BadInputError, match="nests its brackets too deeply"):
-        cli._read_recipe(deep)
+        read_recipe(deep)
     typed = tmp_path / "typed.json"
     recipe = {"format": "inpaint-studio/chain", "version": 1, "steps": [{"job": {"steps": "30; rm -rf /"}}]}
     typed.write_text(json.dumps(recipe))
     from inpaint_studio.engine.chain import Chain
 
     with pytest.raises(BadInputError, match="must be a whole number"):
-        Chain.from_dict(cli._read_recipe(typed))
+        Chain.from_dict(read_recipe(typed))
 
 
 def test_openraster_entity_expansion_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,69 @@
+"""`inpaint-studio models` (the one model list the studio shows too) and `inpaint-studio download ID`.
+
+`models --add PATH` / `--remove PATH` edit the user's own models (core/user_models.py), the same list the
+studio's "+" button adds to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from inpaint_studio.core.user_models import UserModels
+from inpaint_studio.engine.catalog import installed_models
+from inpaint_studio.engine.model_list import add_user_model, model_choices
+from inpaint_studio.engine.models import download, resolve_model
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    m = sub.add_parser("models", help="list the models: catalog, installed, and your own folders and files")
+    m.add_argument("--json", action="store_true", help="print the list as JSON")
+    m.add_argument("--add", metavar="PATH", help="add your own model folder or .safetensors file to the list")
+    m.add_argument("--remove", metavar="PATH", help="remove one of your own models from the list")
+    m.set_defaults(func=run)
+    d = sub.add_parser("download", help="download a model from the Hugging Face hub into the local cache")
+    d.add_argument("model_id")
+    d.set_defaults(func=run_download)
+
+
+def run(args: argparse.Namespace) -> int:
+    user_models = UserModels.load()
+    if args.add:
+        reference = add_user_model(args.add, user_models)  # checks it is a model (configs only)
+        print(f"Added {reference}; the studio lists it too.")
+    if args.remove:
+        removed = user_models.remove(args.remove)
+        print(f"Removed {args.remove}." if removed else f"{args.remove} was not in your list.")
+    installed = installed_models()
+    rows: list[dict[str, Any]] = [choice.to_row() for choice in model_choices(installed, user_models.paths)]
+    listed = {row["id"] for row in rows}
+    for model in installed:  # cached repositories that are not inpainting pipelines: listed, never offered
+        if model.id not in listed:
+            rows.append(
+                {
+                    "id": model.id,
+                    "name": model.id,
+                    "source": "cached",
+                    "family": "not an inpainting pipeline",
+                    "installed": True,
+                    "size_gb": round(model.size_gb, 2),
+                }
+            )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'installed':<10} {'family':<20} {'size':>8}  id")
+    for row in rows:
+        size = row.get("size_gb", row.get("download_gb"))
+        size_text = f"{size:.1f} GB" if isinstance(size, int | float) else "-"
+        mark = "yes" if row["installed"] else "no"
+        print(f"{mark:<10} {row['family']:<20} {size_text:>8}  {row['id']}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    path = download(args.model_id)
+    info = resolve_model(args.model_id)
+    print(f"{args.model_id}: {info.family.value} model installed at {path}")
+    return 0
