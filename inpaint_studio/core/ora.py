@@ -111,14 +111,14 @@ def _float(value: str | None, default: float, safe: SafeZip) -> float:
     try:
         return float(value)
     except ValueError as exc:
-        raise safe._fail(f"the value '{value[:20]}' is not a number") from exc
+        raise safe.fail(f"the value '{value[:20]}' is not a number") from exc
 
 
 def _int(value: str | None, safe: SafeZip) -> int:
     try:
         return int(float(value)) if value is not None else 0
     except (ValueError, OverflowError) as exc:  # "abc", "nan", "inf"
-        raise safe._fail(f"the offset '{value[:20]}' is not a number") from exc
+        raise safe.fail(f"the offset '{value[:20]}' is not a number") from exc
 
 
 def import_ora(path: str | os.PathLike[str]) -> OraImport:
@@ -127,25 +127,25 @@ def import_ora(path: str | os.PathLike[str]) -> OraImport:
     safe = SafeZip(source, noun="OpenRaster file", suffix=".ora")
     try:
         if "mimetype" in safe.infos and safe.read("mimetype", 100).strip() != ORA_MIMETYPE.encode():
-            raise safe._fail("its mimetype is not image/openraster")
+            raise safe.fail("its mimetype is not image/openraster")
         try:
             root = ET.fromstring(safe.read("stack.xml", MAX_STACK_XML))
         except ET.ParseError as exc:
-            raise safe._fail("its stack.xml is not valid XML") from exc
+            raise safe.fail("its stack.xml is not valid XML") from exc
         if root.tag != "image":
-            raise safe._fail("its stack.xml has no <image> element")
+            raise safe.fail("its stack.xml has no <image> element")
         width, height = _int(root.get("w"), safe), _int(root.get("h"), safe)
         if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
-            raise safe._fail(f"the canvas size {width}x{height} is invalid")
+            raise safe.fail(f"the canvas size {width}x{height} is invalid")
         top_stack = root.find("stack")
         if top_stack is None:
-            raise safe._fail("its stack.xml has no layer stack")
+            raise safe.fail("its stack.xml has no layer stack")
         notes: list[str] = []
         flat: list[tuple[ET.Element, float, bool]] = []  # top-first, with inherited opacity/visibility
 
         def walk(stack: ET.Element, opacity: float, visible: bool, depth: int) -> None:
             if depth > 64:
-                raise safe._fail("its layer groups are nested too deeply")
+                raise safe.fail("its layer groups are nested too deeply")
             for child in stack:
                 child_opacity = opacity * _float(child.get("opacity"), 1.0, safe)
                 child_visible = visible and child.get("visibility", "visible") != "hidden"
@@ -154,7 +154,7 @@ def import_ora(path: str | os.PathLike[str]) -> OraImport:
                 elif child.tag == "layer":
                     flat.append((child, child_opacity, child_visible))
                     if len(flat) > MAX_LAYERS:
-                        raise safe._fail(f"it has more than {MAX_LAYERS} layers")
+                        raise safe.fail(f"it has more than {MAX_LAYERS} layers")
 
         walk(top_stack, 1.0, True, 0)
         if any(stack.tag == "stack" for stack in top_stack):
@@ -164,7 +164,7 @@ def import_ora(path: str | os.PathLike[str]) -> OraImport:
         for element, opacity, visible in reversed(flat):  # bottom first, like Document.layers
             src = element.get("src")
             if not src:
-                raise safe._fail("a layer has no image")
+                raise safe.fail("a layer has no image")
             pixels = _place(safe, src, width, height, _int(element.get("x"), safe), _int(element.get("y"), safe))
             op = element.get("composite-op", "svg:src-over")
             name = element.get("name") or Path(src).stem
@@ -186,7 +186,7 @@ def import_ora(path: str | os.PathLike[str]) -> OraImport:
                 )
             )
         if not layers:
-            raise safe._fail("it has no image layers")
+            raise safe.fail("it has no image layers")
         return OraImport(Document(width, height, layers, mask), notes)
     finally:
         safe.close()
@@ -198,14 +198,14 @@ def _place(safe: SafeZip, src: str, width: int, height: int, x: int, y: int) -> 
     try:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
             if image.format != "PNG":
-                raise safe._fail(f"the layer '{src}' is not a PNG image")
+                raise safe.fail(f"the layer '{src}' is not a PNG image")
             if image.width * image.height > MAX_PIXELS:
-                raise safe._fail(f"the layer '{src}' has too many pixels")
+                raise safe.fail(f"the layer '{src}' has too many pixels")
             rgba = np.asarray(image.convert("RGBA"))
     except BadInputError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise safe._fail(f"the layer '{src}' cannot be decoded") from exc
+        raise safe.fail(f"the layer '{src}' cannot be decoded") from exc
     canvas = np.zeros((height, width, 4), np.uint8)
     h, w = rgba.shape[:2]
     left, top = max(0, x), max(0, y)

@@ -193,45 +193,46 @@ class SafeZip:
         self.infos: dict[str, zipfile.ZipInfo] = {}
         self._check_entries()
 
-    def _fail(self, why: str) -> ProjectError:
+    def fail(self, why: str) -> ProjectError:
+        """The error to raise for a damaged archive: one sentence naming the file and why."""
         return ProjectError(f"The {self.noun} {self.path.name} is unsafe or damaged ({why}); it was not opened.")
 
     def _check_entries(self) -> None:
         infos = self.archive.infolist()
         if len(infos) > MAX_ENTRIES:
-            raise self._fail(f"{len(infos)} entries")
+            raise self.fail(f"{len(infos)} entries")
         total = 0
         for info in infos:
             name = info.filename
             parts = PurePosixPath(name).parts
             if name.startswith(("/", "\\")) or "\\" in name or ":" in name or ".." in parts or not parts:
-                raise self._fail(f"the entry '{name}' points outside the {self.noun}")
+                raise self.fail(f"the entry '{name}' points outside the {self.noun}")
             if stat.S_ISLNK(info.external_attr >> 16):
-                raise self._fail(f"the entry '{name}' is a symbolic link")
+                raise self.fail(f"the entry '{name}' is a symbolic link")
             if name in self.infos:
-                raise self._fail(f"the entry '{name}' appears twice")
+                raise self.fail(f"the entry '{name}' appears twice")
             if info.file_size > MAX_ENTRY_BYTES:
-                raise self._fail(f"the entry '{name}' is {info.file_size} bytes")
+                raise self.fail(f"the entry '{name}' is {info.file_size} bytes")
             if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > 2**20:
-                raise self._fail(f"the entry '{name}' is compressed {info.file_size // info.compress_size}:1")
+                raise self.fail(f"the entry '{name}' is compressed {info.file_size // info.compress_size}:1")
             total += info.file_size
             self.infos[name] = info
         if total > MAX_TOTAL_BYTES:
-            raise self._fail(f"{total} bytes uncompressed")
+            raise self.fail(f"{total} bytes uncompressed")
 
     def read(self, name: str, limit: int = MAX_ENTRY_BYTES) -> bytes:
         info = self.infos.get(name)
         if info is None:
-            raise self._fail(f"the manifest names '{name}', which the file does not contain")
+            raise self.fail(f"the manifest names '{name}', which the file does not contain")
         if info.file_size > limit:
-            raise self._fail(f"the entry '{name}' is {info.file_size} bytes")
+            raise self.fail(f"the entry '{name}' is {info.file_size} bytes")
         try:
             with self.archive.open(info) as fh:
                 data = fh.read(limit + 1)  # a lying header cannot make us read more than the limit
         except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as exc:  # CRC mismatch, truncation...
-            raise self._fail(f"the entry '{name}' is damaged: {exc}") from exc
+            raise self.fail(f"the entry '{name}' is damaged: {exc}") from exc
         if len(data) > limit:
-            raise self._fail(f"the entry '{name}' is larger than it claims")
+            raise self.fail(f"the entry '{name}' is larger than it claims")
         return data
 
     def read_png(self, name: str, shape: tuple[int, ...], mode: str) -> np.ndarray:
@@ -239,16 +240,16 @@ class SafeZip:
         try:
             with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
                 if image.format != "PNG":
-                    raise self._fail(f"'{name}' is not a PNG image")
+                    raise self.fail(f"'{name}' is not a PNG image")
                 if image.width * image.height > MAX_PIXELS:
-                    raise self._fail(f"'{name}' has {image.width * image.height} pixels")
+                    raise self.fail(f"'{name}' has {image.width * image.height} pixels")
                 array = np.array(image.convert(mode), dtype=np.uint8)
         except ProjectError:
             raise
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            raise self._fail(f"the image '{name}' cannot be decoded") from exc
+            raise self.fail(f"the image '{name}' cannot be decoded") from exc
         if array.shape != shape:
-            raise self._fail(f"'{name}' is {array.shape[1]}x{array.shape[0]}, expected {shape[1]}x{shape[0]}")
+            raise self.fail(f"'{name}' is {array.shape[1]}x{array.shape[0]}, expected {shape[1]}x{shape[0]}")
         return array
 
     def close(self) -> None:
@@ -275,7 +276,7 @@ def migrate(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
 
 def _require(condition: bool, safe: SafeZip, why: str) -> None:
     if not condition:
-        raise safe._fail(why)
+        raise safe.fail(why)
 
 
 def load_project(path: str | os.PathLike[str], *, with_history: bool = True) -> Project:
@@ -286,7 +287,7 @@ def load_project(path: str | os.PathLike[str], *, with_history: bool = True) -> 
         try:
             manifest = json.loads(safe.read("manifest.json", MAX_MANIFEST_BYTES))
         except (ValueError, RecursionError) as exc:  # RecursionError: thousands of nested brackets
-            raise safe._fail("its manifest is not valid JSON") from exc
+            raise safe.fail("its manifest is not valid JSON") from exc
         _require(isinstance(manifest, dict), safe, "its manifest is not an object")
         manifest = migrate(manifest, source)
         doc_data = manifest.get("document")
@@ -393,12 +394,12 @@ def _read_tile(safe: SafeZip, name: str) -> np.ndarray:
         with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
             # Tiles are 8-bit grey (mask) or RGBA (layers, inputs), at most TILE pixels a side.
             if image.mode not in ("L", "RGBA") or max(image.size) > 4096:
-                raise safe._fail(f"'{name}' is not a history tile")
+                raise safe.fail(f"'{name}' is not a history tile")
             return np.array(image, dtype=np.uint8)
     except ProjectError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise safe._fail(f"the tile '{name}' cannot be decoded") from exc
+        raise safe.fail(f"the tile '{name}' cannot be decoded") from exc
 
 
 def read_manifest(path: str | os.PathLike[str]) -> Mapping[str, Any]:
@@ -407,11 +408,11 @@ def read_manifest(path: str | os.PathLike[str]) -> Mapping[str, Any]:
     try:
         manifest = json.loads(safe.read("manifest.json", MAX_MANIFEST_BYTES))
         if not isinstance(manifest, dict):
-            raise safe._fail("its manifest is not an object")
+            raise safe.fail("its manifest is not an object")
         return migrate(manifest, Path(path))
     except (ValueError, RecursionError) as exc:
         if isinstance(exc, ProjectError):
             raise
-        raise safe._fail("its manifest is not valid JSON") from exc
+        raise safe.fail("its manifest is not valid JSON") from exc
     finally:
         safe.close()

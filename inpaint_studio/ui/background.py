@@ -48,6 +48,9 @@ class TaskState:
         if self._cancelled.is_set():
             raise CancelledError()
 
+    def cancel(self) -> None:
+        self._cancelled.set()
+
     def report(self, progress: Any) -> None:
         """Send a progress value to the task's on_progress (on the UI thread); callers throttle."""
         self._report(progress)
@@ -73,7 +76,7 @@ class Task:
     def cancel(self) -> None:
         """Ask a started task to stop (its work sees TaskState.cancelled); file work cannot be cancelled."""
         if self.state is not None:
-            self.state._cancelled.set()
+            self.state.cancel()
 
 
 def error_sentence(label: str, error: BaseException) -> str:
