@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from inpaint_studio import cli
+from inpaint_studio.cli.chain import read_recipe
 from inpaint_studio.core.errors import InpaintStudioError
 from inpaint_studio.core.imageio import load_image, load_mask
 from inpaint_studio.core.jobspec import InpaintJob
@@ -451,7 +452,7 @@ def test_fuzz_recipe_parsing(data: bytes, scratch: Path) -> None:
     """What `inpaint-studio chain` does before anything runs: read, parse, check; the result round-trips."""
     path = write(scratch, "fuzzed-recipe.json", data)
     try:
-        chain = Chain.from_dict(within(EXAMPLE_LIMIT_S, cli._read_recipe, path))
+        chain = Chain.from_dict(within(EXAMPLE_LIMIT_S, read_recipe, path))
         problems = chain.problems({"image", "mask", "sky"})
     except InpaintStudioError as error:
         assert_one_sentence(str(error))
