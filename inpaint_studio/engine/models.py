@@ -20,8 +20,10 @@ them; the families themselves are in families.py, the catalog's download hints i
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import struct
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -232,29 +234,35 @@ def detect_single_file(path: Path) -> ModelInfo:
     )
 
 
-def detect_legacy_checkpoint(path: Path) -> ModelInfo:
-    """Family of a pickled checkpoint the user allowed, read with torch's weights-only unpickler.
+def load_pickled_weights(path: Path, *, allowed_by_user: bool = False) -> Any:
+    """A pickled weights file (.ckpt/.pt/.pth) read with torch's weights-only unpickler, on the CPU.
 
-    Only called with the user's explicit permission. `weights_only=True` refuses any pickle that would call
-    a function or build an object other than tensors and plain containers (the way such files run code),
-    and mmap avoids reading the weights themselves.
+    `weights_only=True` refuses any pickle that would call a function or build an object other than tensors
+    and plain containers (the way such files run code): a hostile file is refused, never run. mmap avoids
+    reading the weights of a zip-format file until they are used. Every failure is one sentence.
     """
-    import pickle
-    import zipfile
-
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
+        even = " even though you allowed it" if allowed_by_user else ""
         raise ModelUnavailableError(
-            f"{path.name} holds more than weights (it would run code when loaded), so it was not loaded even "
-            "though you allowed it; use a .safetensors version of this model."
+            f"{path.name} holds more than weights (it would run code when loaded), so it was not loaded{even}; "
+            "use a .safetensors version of this model."
         ) from exc
-    except (OSError, RuntimeError, ValueError, EOFError, AttributeError) as exc:
+    except (OSError, RuntimeError, ValueError, EOFError, AttributeError, KeyError) as exc:
         raise ModelUnavailableError(
             f"{path.name} is not a readable checkpoint ({exc!s:.120}); download it again."
         ) from exc
+
+
+def detect_legacy_checkpoint(path: Path) -> ModelInfo:
+    """Family of a pickled checkpoint the user allowed, read with torch's weights-only unpickler.
+
+    Only called with the user's explicit permission (see load_pickled_weights).
+    """
+    state = load_pickled_weights(path, allowed_by_user=True)
     while isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     conv_in = state.get("model.diffusion_model.input_blocks.0.0.weight") if isinstance(state, dict) else None

@@ -17,13 +17,14 @@ Loading imports torch: call it from the engine's worker thread, never from the U
 
 from __future__ import annotations
 
+import functools
 import logging
-import pickle
 import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
 from inpaint_studio.core.errors import ModelUnavailableError
+from inpaint_studio.engine.models import load_pickled_weights
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,10 @@ _PURPOSE_WORDS = {
 _KIND_WORDS = {"removal": "an object-removal model (LaMa, MAT)", "upscaler": "an upscaling model (ESRGAN, SwinIR...)"}
 
 
+@functools.cache
 def import_spandrel() -> Any:
-    """The spandrel module with the extra architectures installed, or one sentence saying what is missing."""
+    """The spandrel module with the extra architectures registered (once), or one sentence saying what is
+    missing (a failed import is not cached: installing the extra and trying again works)."""
     try:
         import spandrel
     except ImportError as exc:
@@ -56,9 +59,7 @@ def import_spandrel() -> Any:
     except ImportError:
         log.info("spandrel-extra-arches is not installed: MAT and other extra architectures are unavailable")
     else:
-        if not getattr(import_spandrel, "_extras_installed", False):
-            spandrel_extra_arches.install(ignore_duplicates=True)
-            import_spandrel._extras_installed = True  # type: ignore[attr-defined]
+        spandrel_extra_arches.install(ignore_duplicates=True)
     return spandrel
 
 
@@ -73,21 +74,21 @@ def read_weights(path: Path) -> dict[str, Any]:
         raise ModelUnavailableError(
             f"{path.name} is not a weights file this app reads; use a .safetensors, .pth or .pt file."
         )
-    try:
-        if suffix == ".safetensors":
-            return dict(load_file(str(path), device="cpu"))
-        if suffix == ".pt" and _is_torchscript(path):
+    if suffix == ".pt" and _is_torchscript(path):
+        try:
             return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except pickle.UnpicklingError as exc:
-        raise ModelUnavailableError(
-            f"{path.name} holds more than weights (it would run code when loaded), so it was not loaded; "
-            "use a .safetensors version of this model."
-        ) from exc
-    except (OSError, RuntimeError, ValueError, EOFError, AttributeError, KeyError, SafetensorError) as exc:
-        raise ModelUnavailableError(
-            f"{path.name} is not a readable weights file ({exc!s:.100}); download it again."
-        ) from exc
+        except (RuntimeError, ValueError) as exc:
+            raise ModelUnavailableError(
+                f"{path.name} is a damaged TorchScript file ({exc!s:.80}); download it again."
+            ) from exc
+    if suffix == ".safetensors":
+        try:
+            return dict(load_file(str(path), device="cpu"))
+        except (OSError, SafetensorError) as exc:
+            raise ModelUnavailableError(
+                f"{path.name} is not a readable weights file ({exc!s:.100}); download it again."
+            ) from exc
+    state = load_pickled_weights(path)
     if not isinstance(state, dict):
         raise ModelUnavailableError(
             f"{path.name} does not hold a set of named weights; choose the model's weights file."

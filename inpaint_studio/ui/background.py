@@ -29,27 +29,17 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 
 from inpaint_studio.core.errors import CancelledError, InpaintStudioError
+from inpaint_studio.engine.events import CancelToken
 
 log = logging.getLogger(__name__)
 
 
-class TaskState:
-    """What a started task's work function can use: report progress, notice a cancel (thread safe)."""
+class TaskState(CancelToken):
+    """What a started task's work function can use: notice a cancel (a CancelToken), report progress."""
 
     def __init__(self, report: Callable[[Any], None]) -> None:
-        self._cancelled = threading.Event()
+        super().__init__()
         self._report = report
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-    def raise_if_cancelled(self) -> None:
-        if self._cancelled.is_set():
-            raise CancelledError()
-
-    def cancel(self) -> None:
-        self._cancelled.set()
 
     def report(self, progress: Any) -> None:
         """Send a progress value to the task's on_progress (on the UI thread); callers throttle."""
