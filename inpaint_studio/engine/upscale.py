@@ -31,6 +31,7 @@ from inpaint_studio.core.project import MAX_PIXELS
 from inpaint_studio.engine.addons import AddonFile, resolve_addon
 from inpaint_studio.engine.devices import describe_device, pick_device, pick_dtype
 from inpaint_studio.engine.events import CancelToken
+from inpaint_studio.engine.spandrel_models import load_image_model
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +151,6 @@ class Upscaler:
     def _network(
         self, file: AddonFile, job: UpscaleJob, rgb: np.ndarray, device: str, report: Progress, cancel: CancelToken
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        from inpaint_studio.engine.spandrel_models import load_image_model
-
         key = (str(file.path), device)
         if self._key != key:
             self.release()
