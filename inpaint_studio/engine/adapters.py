@@ -67,6 +67,8 @@ class _State:
     adapter_names: list[str] = field(default_factory=list)
     embeddings: tuple[tuple[str, str], ...] = ()
     loaded_tokens: list[tuple[Any, Any, list[str]]] = field(default_factory=list)  # (tokenizer, encoder, tokens)
+    # (encoder, embedding module, its weight tensor, its row count, the config's vocab size) before loading
+    input_embeddings: list[tuple[Any, Any, Any, int, int]] = field(default_factory=list)
     ip: tuple[str, str] | None = None
     ip_encoder: Any = None
     ip_processors: dict[str, Any] | None = None
@@ -356,6 +358,13 @@ def _add_embeddings(pipe: Any, state: _State, embeddings: tuple[tuple[AddonFile,
                         "embedding another token (FILE:TOKEN)."
                     )
                 tokens = [word] + [f"{word}_{i}" for i in range(1, tensor.shape[0])]
+                if not any(held[0] is encoder for held in state.input_embeddings):
+                    # Loading resizes the embedding table (transformers swaps the module's weight tensor): keep the
+                    # original tensor to put it back, rows beyond the tokenizer's included.
+                    table = encoder.get_input_embeddings()
+                    state.input_embeddings.append(
+                        (encoder, table, table.weight.data, table.num_embeddings, encoder.config.vocab_size)
+                    )
                 try:
                     pipe.load_textual_inversion(
                         {word: tensor.to(encoder.dtype)}, token=word, tokenizer=tokenizer, text_encoder=encoder
@@ -372,7 +381,12 @@ def _add_embeddings(pipe: Any, state: _State, embeddings: tuple[tuple[AddonFile,
 def _remove_embeddings(pipe: Any, state: _State) -> None:
     for tokenizer, encoder, tokens in reversed(state.loaded_tokens):
         pipe.unload_textual_inversion(tokens=tokens, tokenizer=tokenizer, text_encoder=encoder)
-    state.loaded_tokens, state.embeddings = [], ()
+    for encoder, table, weight, rows, vocab_size in state.input_embeddings:  # the original table, not a copy
+        encoder.set_input_embeddings(table)
+        table.weight.data = weight
+        table.num_embeddings = rows
+        encoder.config.vocab_size = vocab_size
+    state.loaded_tokens, state.input_embeddings, state.embeddings = [], [], ()
 
 
 # ---- IP-Adapter ----------------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ class UpscaleJob:
             out.append(f"Upscale factor {self.scale} is not offered; use 2 or 4.")
         if self.tile and not 64 <= self.tile <= 4096:
             out.append(f"Tile size {self.tile} px is outside 64-4096; use 512 (or 0 for no tiles).")
-        if not 0 <= self.overlap <= max(0, self.tile // 4):
+        if self.tile and not 0 <= self.overlap <= self.tile // 4:
             out.append(f"Tile overlap {self.overlap} px must be between 0 and a quarter of the tile size.")
         if not 1 <= self.steps <= 200:
             out.append(f"Steps is {self.steps}; use between 1 and 200.")
@@ -258,7 +258,11 @@ def _spandrel_tile(model: Any, tile: np.ndarray, device: str) -> np.ndarray:
     if (padded_h, padded_w) != (height, width):
         array = np.pad(tile, ((0, padded_h - height), (0, padded_w - width), (0, 0)), mode="reflect")
     dtype = torch.float16 if device.startswith("cuda") and model.supports_half else torch.float32
-    tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].to(device=device, dtype=dtype)
+    tensor = (
+        torch.from_numpy(np.array(array, dtype=np.uint8, copy=True))
+        .permute(2, 0, 1)[None]
+        .to(device=device, dtype=dtype)
+    )
     model.to(dtype=dtype)
     with torch.inference_mode():
         out = model(tensor / 255.0)
