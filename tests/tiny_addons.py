@@ -13,6 +13,7 @@ Everything is .safetensors and loads through the same public path a user's file 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,38 @@ def build_upscaler_weights(path: Path, scale: int = 2) -> Path:
     file = path / f"tiny-esrgan-x{scale}.safetensors"
     save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(file))
     return file
+
+
+# ---- a private Hugging Face cache ---------------------------------------------------------------------------
+REVISION = "b" * 40
+
+
+def put_in_cache(cache: Path, repo_id: str, files: dict[str, Path]) -> Path:
+    """Place `files` (path in the repository -> local file) in `cache` as the snapshot of `repo_id`."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / REVISION
+    for name, source in files.items():
+        target = snapshot / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(source, target)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(REVISION)
+    (repo / "blobs").mkdir(exist_ok=True)
+    return snapshot
+
+
+@pytest.fixture
+def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty private hub cache that huggingface_hub reads from for the test."""
+    import huggingface_hub.constants as constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    return cache
 
 
 # ---- session fixtures -----------------------------------------------------------------------------------------

@@ -138,8 +138,10 @@ def _check_file(path: Path, kind: str) -> None:
             f"{path.name} is a pickled file, which can run hidden code when loaded; use the .safetensors version "
             f"of this {KIND_WORDS[kind]}."
         )
+    word = KIND_WORDS[kind]
+    article = "an" if word[0].lower() in "aeiou" else "a"
     raise ModelUnavailableError(
-        f"{path.name} is not a {KIND_WORDS[kind]} file this app reads; choose a "
+        f"{path.name} is not {article} {word} file this app reads; choose a "
         f"{'.safetensors or .pth' if kind == 'upscaler' else '.safetensors'} file."
     )
 

@@ -180,8 +180,8 @@ class DiffusionJob:
         if not (job.loras or job.embeddings or job.ip_adapter or profile):
             return adapters.AddonRequest()
         if not (family.is_sdxl or family in (Family.SD, Family.SD_INPAINT)):
-            what = "Fast mode" if profile else "LoRAs, embeddings and IP-Adapters"
-            raise BadInputError(f"{what} work with SD 1.5 and SDXL models, not {self.info.name}; choose one of those.")
+            what = "Fast mode works" if profile else "LoRAs, embeddings and IP-Adapters work"
+            raise BadInputError(f"{what} with SD 1.5 and SDXL models, not {self.info.name}; choose one of those.")
         key = family_key(family.is_sdxl)
         allow = self.models.allow_download
         loras = []

@@ -60,8 +60,8 @@ class UpscaleJob:
             out.append(f"Upscale factor {self.scale} is not offered; use 2 or 4.")
         if self.tile and not 64 <= self.tile <= 4096:
             out.append(f"Tile size {self.tile} px is outside 64-4096; use 512 (or 0 for no tiles).")
-        if self.tile and not 0 <= self.overlap <= self.tile // 4:
-            out.append(f"Tile overlap {self.overlap} px must be between 0 and a quarter of the tile size.")
+        if self.tile >= 64 and not 0 <= self.overlap <= self.tile // 2:
+            out.append(f"Tile overlap {self.overlap} px must be between 0 and half the tile size.")
         if not 1 <= self.steps <= 200:
             out.append(f"Steps is {self.steps}; use between 1 and 200.")
         if size is not None:

@@ -18,8 +18,7 @@ from inpaint_studio.engine import adapters
 from inpaint_studio.engine.addons import lora_text_width, resolve_addon
 from inpaint_studio.engine.runner import Engine
 from tests.engine.helpers import box_mask, job_for, photo, pixels
-from tests.engine.hub_cache import hub_cache, put_in_cache  # noqa: F401 (fixture)
-from tests.tiny_addons import build_embedding, build_ip_adapter, build_lora
+from tests.tiny_addons import build_embedding, build_ip_adapter, build_lora, put_in_cache
 
 IMAGE, MASK = photo(64, 64), box_mask(64, 64, (16, 16, 48, 48))
 REFERENCE = photo(48, 40, seed=3)
