@@ -101,12 +101,16 @@ def format_parameters(
 
 
 def addon_name(reference: str) -> str:
-    """A LoRA / embedding as A1111 names it: a file's name without extension; a hub reference as it is."""
-    text = reference.strip()
-    if "/" in text.replace("\\", "/") and not _looks_like_path(text):
-        return text
-    name = text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    return name.rsplit(".", 1)[0] if name.lower().endswith((".safetensors", ".pt", ".bin", ".ckpt")) else name
+    """A LoRA / embedding / upscaler as A1111 names it: a weights file's name without its extension (a local file,
+    or a file in a hub repository); a hub repository id as it is."""
+    text = reference.strip().replace("\\", "/").rstrip("/")
+    name = text.rsplit("/", 1)[-1]
+    if name.lower().endswith(WEIGHT_SUFFIXES):
+        return name.rsplit(".", 1)[0]
+    return text if "/" in text and not _looks_like_path(reference.strip()) else name
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
 
 def _looks_like_path(text: str) -> bool:
