@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from inpaint_studio.core.jobspec import REFERENCE_INPUT
 from inpaint_studio.core.record import GenerationRecord
+from inpaint_studio.engine.replay import replay
 from inpaint_studio.engine.upscale import UpscaleJob, UpscaleResult
 from inpaint_studio.ui.document.commands import mask_change
 from inpaint_studio.ui.engine_thread.worker import EngineWorker, TaskCancelled, TaskFinished
@@ -129,7 +130,9 @@ def test_a_lora_folder_is_listed(window, tiny_lora, tmp_path, qtbot):
 # ---- the reference image -----------------------------------------------------------------------------------------
 
 
-def test_the_reference_travels_with_the_job_into_history_and_back(window, qtbot, tiny_sd_inpaint, tiny_ip_adapter):
+def test_the_reference_travels_with_the_job_into_history_and_back(
+    window, qtbot, shared_engine, tiny_sd_inpaint, tiny_ip_adapter
+):
     controller = window.generation
     use_model(window, tiny_sd_inpaint)
     set_mask(window)
@@ -160,6 +163,9 @@ def test_the_reference_travels_with_the_job_into_history_and_back(window, qtbot,
     assert REFERENCE_INPUT in controller._submitted[job_id].inputs
     qtbot.waitUntil(lambda: len(controller.candidates.candidates()) == 2, timeout=TIMEOUT_MS)
     assert GenerationRecord.from_dict(entry.params).job.ip_adapter == str(tiny_ip_adapter)
+    # Replay (the `replay` command's engine part) re-creates the result from the entry, reference included.
+    (step,) = replay(controller.recorder.history, shared_engine.run, start=entry.id, until=entry.id)
+    assert step.identical is True
 
 
 # ---- the preview while painting ------------------------------------------------------------------------------
