@@ -46,6 +46,7 @@ class UpscaleDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Upscale")
+        self.setMinimumWidth(480)
         self.runner, self.folder, self.size = runner, folder, size
         self._choices: list[AddonChoice] = []
         self._wanted = model
@@ -80,6 +81,7 @@ class UpscaleDialog(QDialog):
         info_row = QHBoxLayout()
         self.info = QLabel("Looking for upscalers…", self)
         self.info.setWordWrap(True)
+        self.info.setMinimumHeight(self.info.fontMetrics().lineSpacing() * 4)
         self.info.setObjectName("upscale_info")
         self.download_button = QPushButton("Download", self)
         self.download_button.clicked.connect(lambda: self.download_requested.emit(self.reference()))
@@ -157,3 +159,4 @@ class UpscaleDialog(QDialog):
         self.info.setText(text)
         self.download_button.setVisible(choice.entry is not None and not choice.installed)
         ok.setEnabled(choice.installed and not problems)
+        self.adjustSize()  # the texts arrive after the list was scanned: grow to show them whole

@@ -25,12 +25,12 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QMenu,
     QPushButton,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -43,13 +43,48 @@ from inpaint_studio.core.jobspec import LORA_WEIGHT_LIMIT, OFF, SPEED_PRESETS
 from inpaint_studio.core.parameters import addon_name
 from inpaint_studio.engine.addon_list import AddonChoice, catalog_choices, list_embeddings, list_loras
 from inpaint_studio.engine.addons import is_installed
-from inpaint_studio.engine.catalog import addon_entry
+from inpaint_studio.engine.catalog import AddonEntry, addon_entry
 from inpaint_studio.ui import bindings, qt_images
 from inpaint_studio.ui.background import BackgroundRunner, TaskState
 from inpaint_studio.ui.settings import AppSettings
 
 REFERENCE_SIDE = 96
-_SPEED_LABELS = {"default": "Default", "fastest": "Fastest (fused QKV, channels_last, compile on NVIDIA GPUs)"}
+_SPEED_LABELS = {"default": "Default", "fastest": "Fastest"}
+_SPEED_TIPS = {
+    "default": "SDPA attention; channels_last on NVIDIA GPUs",
+    "fastest": "Fused QKV projections, channels_last and, on NVIDIA GPUs, torch.compile (the first run compiles)",
+}
+
+
+def _download_words(entry: AddonEntry) -> str:
+    return f"{entry.name}: a {entry.download_gb:g} GB download, licence {entry.licence}"
+
+
+def _combo(parent: QWidget) -> QComboBox:
+    combo = QComboBox(parent)
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(8)
+    return combo
+
+
+def _wrapping(parent: QWidget, name: str) -> QLabel:
+    """A label that wraps to the panel's width instead of widening it."""
+    label = QLabel(parent)
+    label.setObjectName(name)
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+    return label
+
+
+def _row(*widgets: QWidget, stretch_last: bool = True) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.setContentsMargins(0, 0, 0, 0)
+    for index, widget in enumerate(widgets):
+        last = index == len(widgets) - 1
+        row.addWidget(widget, 1 if last and stretch_last else 0)
+    if not stretch_last:
+        row.addStretch(1)
+    return row
 
 
 class PairList(QWidget):
@@ -102,6 +137,7 @@ class PairList(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         name = QLabel(addon_name(reference), row)
         name.setToolTip(reference)
+        name.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the panel
         layout.addWidget(name, 1)
         editor: QWidget
         if self.kind == "lora":
@@ -184,46 +220,42 @@ class AddonsBox(QWidget):
 
     # ---- construction -------------------------------------------------------------------------------
     def _build(self) -> None:
-        form = QFormLayout(self)
-        form.setContentsMargins(0, 0, 0, 0)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        fast_row = QHBoxLayout()
+        # One column of compact rows: the panel is narrow, and nothing here may widen it (long texts wrap).
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
         self.fast_check = QCheckBox("Fast", self)
         self.fast_check.setToolTip("A few-step LoRA with the sampler, steps and guidance it needs (2-8 steps)")
-        self.fast_combo = QComboBox(self)
+        self.fast_combo = _combo(self)
         for profile in PROFILES.values():
             self.fast_combo.addItem(profile.label, profile.name)
-        fast_row.addWidget(self.fast_check)
-        fast_row.addWidget(self.fast_combo, 1)
-        form.addRow("Mode", fast_row)
-        self.fast_info = QLabel(self)
-        self.fast_info.setWordWrap(True)
-        self.fast_info.setObjectName("fast_info")
+        layout.addLayout(_row(self.fast_check, self.fast_combo))
+        self.fast_info = _wrapping(self, "fast_info")
+        layout.addWidget(self.fast_info)
         self.fast_download = QPushButton("Download", self)
         self.fast_download.clicked.connect(self._download_fast)
-        info_row = QHBoxLayout()
-        info_row.addWidget(self.fast_info, 1)
-        info_row.addWidget(self.fast_download, 0, Qt.AlignmentFlag.AlignTop)
-        form.addRow("", info_row)
-        self.paint_preview_check = QCheckBox("Preview while painting the mask", self)
+        layout.addLayout(_row(self.fast_download, stretch_last=False))
+        self.paint_preview_check = QCheckBox("Preview while painting", self)
         self.paint_preview_check.setToolTip("A few-step preview of the masked area, redone as the mask changes")
-        form.addRow("", self.paint_preview_check)
+        layout.addWidget(self.paint_preview_check)
 
         self.lora_list = PairList("lora", self)
         self.lora_add = self._add_button("Add a LoRA", self._fill_lora_menu)
-        form.addRow(self._labelled("LoRAs", self.lora_add), self.lora_list)
+        layout.addLayout(_row(QLabel("LoRAs", self), self.lora_add, stretch_last=False))
+        layout.addWidget(self.lora_list)
         self.embedding_list = PairList("embedding", self)
         self.embedding_add = self._add_button("Add a textual-inversion embedding", self._fill_embedding_menu)
-        form.addRow(self._labelled("Embeddings", self.embedding_add), self.embedding_list)
+        layout.addLayout(_row(QLabel("Embeddings", self), self.embedding_add, stretch_last=False))
+        layout.addWidget(self.embedding_list)
 
-        self.ip_combo = QComboBox(self)
+        self.ip_combo = _combo(self)
         self.ip_combo.addItem("None", None)
         self.ip_combo.setToolTip("An IP-Adapter makes the result follow a reference image")
-        form.addRow("Reference", self.ip_combo)
-        reference_row = QHBoxLayout()
+        layout.addLayout(_row(QLabel("Reference", self), self.ip_combo))
         self.reference_label = QLabel("No reference image", self)
         self.reference_label.setObjectName("reference_image")
         self.reference_label.setMinimumHeight(24)
+        self.reference_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.reference_button = QToolButton(self)
         self.reference_button.setText("Image…")
         menu = QMenu(self.reference_button)
@@ -233,41 +265,25 @@ class AddonsBox(QWidget):
         menu.addAction("Clear", self.clear_reference)
         self.reference_button.setMenu(menu)
         self.reference_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        reference_row.addWidget(self.reference_label, 1)
-        reference_row.addWidget(self.reference_button)
-        form.addRow("", reference_row)
-        scale_row = QHBoxLayout()
+        layout.addLayout(_row(self.reference_label, self.reference_button, stretch_last=False))
         self.ip_scale = QDoubleSpinBox(self)
         self.ip_scale.setRange(0.0, 2.0)
         self.ip_scale.setSingleStep(0.05)
         self.ip_scale.setToolTip("How strongly the reference steers the result (0.6 is usual)")
         self.ip_masked = QCheckBox("Inside the mask only", self)
-        scale_row.addWidget(self.ip_scale)
-        scale_row.addWidget(self.ip_masked, 1)
-        form.addRow("Strength", scale_row)
+        layout.addLayout(_row(self.ip_scale, self.ip_masked))
+        self.ip_info = _wrapping(self, "ip_info")
+        layout.addWidget(self.ip_info)
         self.ip_download = QPushButton("Download", self)
         self.ip_download.clicked.connect(self._download_ip_adapter)
-        self.ip_info = QLabel(self)
-        self.ip_info.setWordWrap(True)
-        ip_row = QHBoxLayout()
-        ip_row.addWidget(self.ip_info, 1)
-        ip_row.addWidget(self.ip_download, 0, Qt.AlignmentFlag.AlignTop)
-        form.addRow("", ip_row)
+        layout.addLayout(_row(self.ip_download, stretch_last=False))
 
-        self.speed_combo = QComboBox(self)
+        self.speed_combo = _combo(self)
         for preset in SPEED_PRESETS:
             self.speed_combo.addItem(_SPEED_LABELS[preset], preset)
+            self.speed_combo.setItemData(self.speed_combo.count() - 1, _SPEED_TIPS[preset], Qt.ItemDataRole.ToolTipRole)
         self.speed_combo.setToolTip("Speed settings that do not change the picture beyond float rounding")
-        form.addRow("Speed", self.speed_combo)
-        self._form = form
-
-    def _labelled(self, text: str, button: QToolButton) -> QWidget:
-        box = QWidget(self)
-        layout = QHBoxLayout(box)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel(text, box))
-        layout.addWidget(button)
-        return box
+        layout.addLayout(_row(QLabel("Speed", self), self.speed_combo))
 
     def _add_button(self, tip: str, fill: Callable[[QMenu], None]) -> QToolButton:
         button = QToolButton(self)
@@ -451,7 +467,7 @@ class AddonsBox(QWidget):
             text = f"{profile.label} is made for SDXL models only; choose LCM-LoRA for this model."
         elif not is_installed(reference, "lora", self.family):
             entry = addon_entry(reference)
-            text += f" Needs {entry.offer() if entry else reference + ' (not installed)'}"
+            text += f" Needs {_download_words(entry) if entry else reference + ', not installed'}."
             needs_download = True
         self.fast_info.setText(text)
         self.fast_download.setVisible(needs_download)
@@ -472,7 +488,7 @@ class AddonsBox(QWidget):
             return
         if not is_installed(reference, "ip_adapter", self.family or None):
             entry = addon_entry(reference)
-            self.ip_info.setText(f"Needs {entry.offer()}" if entry else f"{reference} is not installed.")
+            self.ip_info.setText(f"Needs {_download_words(entry)}." if entry else f"{reference} is not installed.")
             self.ip_download.setVisible(True)
         elif self.reference is None:
             self.ip_info.setText("Choose the reference image (a file, or one of the layers).")

@@ -45,7 +45,7 @@ from inpaint_studio.ui.panels.generate.model_picker import ModelPicker
 from inpaint_studio.ui.settings import AppSettings
 
 PREVIEW_SIDE = 112
-PAINT_PREVIEW_SIDE = 256
+PAINT_PREVIEW_SIDE = 160
 
 _METHOD_LABELS = {
     ClassicalMethod.AUTO: "Automatic",
