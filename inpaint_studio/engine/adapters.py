@@ -25,6 +25,7 @@ Imports torch, diffusers, transformers and peft inside the functions (the window
 from __future__ import annotations
 
 import logging
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,14 +157,17 @@ def _add_loras(pipe: Any, state: _State, loras: list[tuple[AddonFile, float]], f
             name = f"addon_{state.counter}"
             lora, alphas, metadata = _read_lora(pipe, file)
             try:
-                pipe.load_lora_into_unet(
-                    lora,
-                    network_alphas=None if metadata else alphas,
-                    unet=pipe.unet,
-                    adapter_name=name,
-                    metadata=metadata,
-                    _pipeline=pipe,
-                )
+                with warnings.catch_warnings():
+                    # Several LoRAs at once are several peft adapters on purpose; peft warns about the second.
+                    warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+                    pipe.load_lora_into_unet(
+                        lora,
+                        network_alphas=None if metadata else alphas,
+                        unet=pipe.unet,
+                        adapter_name=name,
+                        metadata=metadata,
+                        _pipeline=pipe,
+                    )
                 merged = _merge_text_loras(pipe, state, lora, alphas, metadata, weight)
             except (ValueError, RuntimeError, KeyError, IndexError, AttributeError) as exc:
                 raise BadInputError(

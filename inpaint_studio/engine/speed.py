@@ -140,8 +140,20 @@ def _set_fused_qkv(pipe: Any, on: bool) -> bool:
             _fused_qkv.add(model)
         elif not on and model in _fused_qkv:
             model.unfuse_qkv_projections()
+            _drop_fused_weights(model)
             _fused_qkv.discard(model)
     return on
+
+
+def _drop_fused_weights(model: Any) -> None:
+    """The fused copies of the projection weights are not used once unfused: return their memory (fusing
+    again builds them afresh from the projections, which may have changed meanwhile: LoRAs)."""
+    for module in model.modules():
+        for name in ("to_qkv", "to_kv", "to_added_qkv"):
+            if getattr(module, name, None) is not None:
+                delattr(module, name)
+        if hasattr(module, "fused_projections"):
+            module.fused_projections = False
 
 
 def _attention_modules(pipe: Any) -> list[Any]:

@@ -168,3 +168,17 @@ def test_compiled_artifacts_are_saved_after_the_first_compiled_call(tmp_path, mo
     monkeypatch.setattr(speed, "_cache_loaded", False)
     assert speed.load_compile_cache() is True and loaded == [b"artifacts"]
     assert speed.load_compile_cache() is False  # once per process
+
+
+def test_the_fastest_preset_follows_a_lora_change(engine, tiny_sd_inpaint, tiny_lora):
+    """Fused QKV copies the attention weights: a LoRA put on (or changed) after fusing must be in the copy."""
+    image, mask = photo(64, 64), box_mask(64, 64, (16, 16, 48, 48))
+    fastest = SpeedOptions(preset="fastest")
+    for weight in (0.5, 1.0):
+        lora = ((str(tiny_lora), weight),)
+        fused = engine.run(job_for(tiny_sd_inpaint, speed=fastest, loras=lora), image, mask)
+        plain = engine.run(job_for(tiny_sd_inpaint, loras=lora), image, mask)
+        assert np.abs(pixels(fused.images[0]).astype(int) - pixels(plain.images[0]).astype(int)).max() <= 2
+    pipe = engine.pipelines.pipelines()[0]
+    assert not any(hasattr(m, "to_qkv") for m in pipe.unet.modules())  # unfused: the copies are gone
+    engine.run(job_for(tiny_sd_inpaint), image, mask)
