@@ -189,6 +189,61 @@ def build_upscaler_weights(path: Path, scale: int = 2) -> Path:
     return file
 
 
+def build_sd_x4_upscaler(path: Path) -> Path:
+    """A tiny StableDiffusionUpscalePipeline (diffusers' own test components), saved as a diffusers folder."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        DDPMScheduler,
+        StableDiffusionUpscalePipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel
+
+    from tests.tiny_models import make_tokenizer
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 32, 64),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=7,  # latents + the low-resolution image
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        use_linear_projection=True,
+        only_cross_attention=(True, True, False),
+        num_class_embeds=100,  # the noise level
+    )
+    torch.manual_seed(0)
+    vae = AutoencoderKL(  # three blocks: a scale factor of 4, the upscaler's factor
+        block_out_channels=[32, 32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 3,
+        up_block_types=["UpDecoderBlock2D"] * 3,
+        latent_channels=4,
+        scaling_factor=0.08333,  # the real x4 upscaler's
+    )
+    torch.manual_seed(0)
+    text_encoder = CLIPTextModel(_text_config(hidden_act="gelu", projection_dim=512))
+    pipe = StableDiffusionUpscalePipeline(
+        unet=unet,
+        low_res_scheduler=DDPMScheduler(),
+        scheduler=DDIMScheduler(prediction_type="v_prediction"),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=make_tokenizer(),
+        max_noise_level=350,
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(path, safe_serialization=True)
+    return path
+
+
 # ---- a private Hugging Face cache ---------------------------------------------------------------------------
 REVISION = "b" * 40
 

@@ -204,11 +204,10 @@ class Upscaler:
         state = {"tile": 0}
 
         def denoise(tile_rgb: np.ndarray) -> np.ndarray:
-            def on_step(_pipe: Any, step: int, _timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-                if cancel.cancelled:
-                    _pipe._interrupt = True
+            def on_step(step: int, _timestep: Any, _latents: Any) -> None:
+                # This pipeline has only the older per-step callback: stopping it means raising.
+                cancel.raise_if_cancelled()
                 report(min(total, state["tile"] * job.steps + step + 1), total)
-                return kwargs
 
             generator = torch.Generator("cpu").manual_seed(job.seed)
             output = pipe(
@@ -216,7 +215,8 @@ class Upscaler:
                 image=Image.fromarray(tile_rgb),
                 num_inference_steps=job.steps,
                 generator=generator,
-                callback_on_step_end=on_step,
+                callback=on_step,
+                callback_steps=1,
                 output_type="np",
             ).images[0]
             cancel.raise_if_cancelled()

@@ -3,6 +3,7 @@ weights (vision tests); one sentence without spandrel; the `upscale` command."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import numpy as np
@@ -162,3 +163,23 @@ def test_cached_hub_upscalers_resolve(hub_cache, tmp_path):
     put_in_cache(hub_cache, "ai-forever/Real-ESRGAN", {"RealESRGAN_x4.pth": weights})
     found = resolve_addon("ai-forever/Real-ESRGAN/RealESRGAN_x4.pth", "upscaler")
     assert found.path.name == "RealESRGAN_x4.pth" and found.revision == "b" * 40
+
+
+def test_diffusers_sd_x4_upscaler_runs_tiled_with_progress_and_cancel(tmp_path):
+    """The optional diffusion upscaler (prompt-guided), on a tiny StableDiffusionUpscalePipeline."""
+    from tests.tiny_addons import build_sd_x4_upscaler
+
+    folder = build_sd_x4_upscaler(tmp_path / "x4")
+    engine = Engine()
+    progress: list[tuple[int, int]] = []
+    job = UpscaleJob(model=str(folder), scale=4, steps=2, tile=64, overlap=16, prompt="a photo")
+    result = engine.upscale(job, photo(96, 40), progress=lambda d, t: progress.append((d, t)))
+    assert result.image.size == (384, 160) and result.extra["architecture"] == "StableDiffusionUpscalePipeline"
+    tiles = len(tile_boxes(96, 40, 64, 16))
+    assert progress[-1] == (tiles * 2, tiles * 2)
+    half = engine.upscale(dataclasses.replace(job, scale=2), photo(32, 32))
+    assert half.image.size == (64, 64)
+    cancel = CancelToken()
+    with pytest.raises(CancelledError):
+        engine.upscale(job, photo(96, 40), progress=lambda d, t: cancel.cancel(), cancel=cancel)
+    engine.release()
