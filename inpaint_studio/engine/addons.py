@@ -38,6 +38,7 @@ PREFERRED_FILES = {
     "upscaler": (),
 }
 # "h94/IP-Adapter" without a file: the adapter made for the model family (both use the ViT-H image encoder).
+IP_ADAPTER_REPO = "h94/IP-Adapter"
 IP_ADAPTER_DEFAULTS = {
     "sd": "models/ip-adapter_sd15.safetensors",
     "sdxl": "sdxl_models/ip-adapter_sdxl_vit-h.safetensors",
@@ -232,7 +233,7 @@ def download_addon(reference: str, progress: Callable[..., Any] | None = None, *
 
     reference = reference.strip()
     repo_id, _, file = _split(reference)
-    if not file and repo_id == "h94/IP-Adapter":
+    if not file and repo_id == IP_ADAPTER_REPO:
         file = IP_ADAPTER_DEFAULTS.get(family or "sd", IP_ADAPTER_DEFAULTS["sd"])
     entry = addon_entry(f"{repo_id}/{file}" if file else repo_id)
     if entry is not None:

@@ -42,7 +42,7 @@ from inpaint_studio.core.generation_settings import GenerationSettings
 from inpaint_studio.core.jobspec import LORA_WEIGHT_LIMIT, OFF, SPEED_PRESETS
 from inpaint_studio.core.parameters import addon_name
 from inpaint_studio.engine.addon_list import AddonChoice, catalog_choices, list_embeddings, list_loras
-from inpaint_studio.engine.addons import is_installed
+from inpaint_studio.engine.addons import IP_ADAPTER_DEFAULTS, IP_ADAPTER_REPO, is_installed
 from inpaint_studio.engine.catalog import AddonEntry, addon_entry
 from inpaint_studio.ui import bindings, qt_images
 from inpaint_studio.ui.background import BackgroundRunner, TaskState
@@ -497,8 +497,11 @@ class AddonsBox(QWidget):
 
     def _download_ip_adapter(self) -> None:
         reference = self.model.job.ip_adapter
-        if reference:
-            self.download_requested.emit(reference, self.family)
+        if not reference:
+            return
+        if reference.strip().rstrip("/") == IP_ADAPTER_REPO:  # the repository alone: this family's adapter
+            reference = f"{IP_ADAPTER_REPO}/{IP_ADAPTER_DEFAULTS.get(self.family or 'sd', IP_ADAPTER_DEFAULTS['sd'])}"
+        self.download_requested.emit(reference, self.family)
 
     def installed_changed(self) -> None:
         """A download finished: the install states shown may have changed."""
