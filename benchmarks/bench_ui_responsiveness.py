@@ -19,7 +19,10 @@ could not handle events. Phases, in order, each in a fresh process per torch-thr
 * first job: the pipeline load and the first run;
 * steady: further jobs (the state the goals are about);
 * steady + pan: the same while a 60 Hz timer pans the canvas and repaints it synchronously; its own
-  per-frame time is reported as "pan frame".
+  per-frame time is reported as "pan frame";
+* painting + preview: a 60 Hz "stroke" writes brush dabs into the mask for a few seconds with the preview
+  while painting on (ui/controllers/paint_preview.py): previews are submitted, cancelled and restarted on
+  the worker as the mask changes; how many finished / were cancelled is reported beside the lateness.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ def child(threads: int, jobs: int, model_dir: Path) -> dict:
     from PIL import Image
     from PySide6.QtCore import QPointF, QSettings, Qt, QTimer
 
+    from inpaint_studio.core.document import MASK
     from inpaint_studio.core.jobspec import Area, InpaintJob
     from inpaint_studio.ui.app import create_application
     from inpaint_studio.ui.document.commands import mask_change
@@ -170,6 +174,32 @@ def child(threads: int, jobs: int, model_dir: Path) -> dict:
             start,
             {"pan_p50": percentile(pan_frames, 50), "pan_max": max(pan_frames, default=float("nan"))},
         )
+
+        # Painting with the preview while painting on: dabs along a line, 60 per second.
+        settings_model = controller.settings_model
+        settings_model.load_job(job.replace(area=Area.MASKED, resolution=WORK, steps=4))
+        settings_model.set("paint_preview", True)
+        counts = {"finished": 0, "cancelled": 0}
+        worker.task_finished.connect(lambda _e: counts.__setitem__("finished", counts["finished"] + 1))
+        worker.task_cancelled.connect(lambda _e: counts.__setitem__("cancelled", counts["cancelled"] + 1))
+        position = [60]
+        dab = np.full((24, 24), 255, np.uint8)
+
+        def paint_dab() -> None:
+            x = 60 + (position[0] * 3) % (SIZE - 140)
+            position[0] += 1
+            window.document.write_region(MASK, (x, 240, x + 24, 264), dab)
+
+        painter = QTimer()
+        painter.setInterval(16)
+        painter.timeout.connect(paint_dab)
+        start = len(ticks)
+        painter.start()
+        await asyncio.sleep(6.0)
+        painter.stop()
+        await asyncio.sleep(3.0)  # the last preview finishes after the stroke
+        measure("painting 60 Hz + preview while painting", start, {"previews": dict(counts)})
+        settings_model.set("paint_preview", False)
         timer.stop()
 
     with loop:
@@ -229,7 +259,7 @@ def main() -> None:
     print(f"(tiny SD inpainting model, {WORK}x{WORK} working size, {STEPS} steps; {os.cpu_count()} CPU cores)")
     print()
     header = (
-        f"{'torch threads':>13} | {'phase':<34} | {'s/job':>6} | {'max ms':>7} | {'p99 ms':>7} | {'p50 ms':>6} | "
+        f"{'torch threads':>13} | {'phase':<40} | {'s/job':>6} | {'max ms':>7} | {'p99 ms':>7} | {'p50 ms':>6} | "
         "pan frame p50/max ms"
     )
     print(header)
@@ -240,8 +270,10 @@ def main() -> None:
         for name, row in phases.items():
             seconds = f"{row['seconds']:.2f}" if "seconds" in row else ""
             pan = f"{row['pan_p50']:.1f} / {row['pan_max']:.1f}" if "pan_p50" in row else ""
+            if "previews" in row:
+                pan = f"previews: {row['previews']['finished']} shown, {row['previews']['cancelled']} cancelled"
             print(
-                f"{label:>13} | {name:<34} | {seconds:>6} | {row['max']:7.1f} | {row['p99']:7.1f} | "
+                f"{label:>13} | {name:<40} | {seconds:>6} | {row['max']:7.1f} | {row['p99']:7.1f} | "
                 f"{row['p50']:6.2f} | {pan}"
             )
         print(

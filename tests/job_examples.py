@@ -44,6 +44,14 @@ NON_DEFAULT: dict[str, Any] = {
     "speed.vae_tiling": "on",
     "speed.channels_last": "off",
     "speed.compile_unet": True,
+    "speed.fuse_qkv": "on",
+    "speed.preset": "fastest",
+    "loras": (("styles/ink-wash.safetensors", 0.8), ("latent-consistency/lcm-lora-sdv1-5", -0.25)),
+    "embeddings": (("embeddings/bad-hands.safetensors", "badhands"), ("sd-concepts-library/cat-toy", "")),
+    "ip_adapter": "h94/IP-Adapter",
+    "ip_adapter_scale": 0.45,
+    "ip_adapter_masked": True,
+    "fast": "lcm",
 }
 assert set(NON_DEFAULT) == set(job_field_paths()), "every job field needs an example (tests/job_examples.py)"
 

@@ -35,6 +35,15 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
 
+    def show(self, done: int, total: int, suffix: str = "") -> None:
+        """Draw the bar for work that is not a job (an upscale's tiles)."""
+        self._draw(done, total, suffix)
+
+    def end(self) -> None:
+        if self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
     def _draw(self, done: int, total: int, suffix: str) -> None:
         total = max(total, 1)
         filled = int(self.width * done / total)

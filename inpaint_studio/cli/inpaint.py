@@ -16,6 +16,7 @@ from inpaint_studio.cli.common import (
     output_paths,
 )
 from inpaint_studio.cli.job_options import add_job_options, job_from_args
+from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.imageio import load_image, load_mask, save_image
 from inpaint_studio.core.parameters import format_parameters
 from inpaint_studio.engine.events import CancelToken
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mask", required=True, help="mask image of the same size: white = repaint, black = keep")
     p.add_argument("-o", "--output", required=True, help="output file; the format follows the extension")
     p.add_argument("--control-image", default=None, help="condition image for non-inpainting ControlNets")
+    p.add_argument("--reference", default=None, metavar="IMAGE", help="reference image for --ip-adapter")
     add_model_access(p)
     add_job_options(p)
     p.set_defaults(func=run)
@@ -39,12 +41,17 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_image(Path(args.image))
     mask = load_mask(Path(args.mask), size=loaded.image.size)
     control = load_image(Path(args.control_image)).image if args.control_image else None
+    extra = {}
+    if args.reference:
+        if not job.ip_adapter:
+            raise BadInputError("--reference needs an IP-Adapter to use it; add --ip-adapter ID (e.g. h94/IP-Adapter).")
+        extra["reference_image"] = load_image(Path(args.reference)).image
     engine = make_engine(args)
     cancel = CancelToken()
     previous = cancel_on_sigint(cancel)
     try:
         progress = None if args.quiet else ProgressBar()
-        result = engine.run(job, loaded.image, mask, control_image=control, on_event=progress, cancel=cancel)
+        result = engine.run(job, loaded.image, mask, control_image=control, on_event=progress, cancel=cancel, **extra)
     finally:
         signal.signal(signal.SIGINT, previous)
     note_unsafe(result.model)

@@ -9,14 +9,19 @@ needs one row here to be usable from `inpaint`, `outpaint` and `batch` alike.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
+from inpaint_studio.core.fast_modes import DEFAULT_FAST
 from inpaint_studio.core.generation_settings import get_path
 from inpaint_studio.core.jobspec import (
     ATTENTION_CHOICES,
+    FAST_CHOICES,
+    SPEED_PRESETS,
     Area,
     ClassicalMethod,
     InpaintJob,
@@ -31,9 +36,11 @@ class JobOption:
     flag: str  # "--guidance"
     path: str  # the job field it sets: "guidance_scale", "mask.feather_px"
     help: str
-    kind: type | None = None  # int / float / str; None for a yes/no flag
+    kind: type | Callable[[str], Any] | None = None  # int / float / str / a parser; None for a flag
     choices: tuple[str, ...] | None = None
-    sets: bool = True  # a yes/no flag sets the field to this (--no-preserve sets preserve_unmasked False)
+    sets: Any = True  # a flag sets the field to this (--no-preserve sets preserve_unmasked False)
+    repeat: bool = False  # may be given several times: the field is the list of the values, in order
+    metavar: str | None = None
 
     @property
     def dest(self) -> str:
@@ -42,6 +49,35 @@ class JobOption:
 
 def _values(enum: type[Enum]) -> tuple[str, ...]:
     return tuple(member.value for member in enum)
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(/[\w./-]+)?$")
+
+
+def lora_item(text: str) -> list[Any]:
+    """`FILE_OR_ID[:WEIGHT]` -> [reference, weight]; a path that exists is taken whole (Windows drive colons)."""
+    head, sep, tail = text.rpartition(":")
+    if sep and head and not Path(text).exists():
+        try:
+            return [head, float(tail)]
+        except ValueError:
+            pass
+    return [text, 1.0]
+
+
+def embedding_item(text: str) -> list[str]:
+    """`FILE_OR_ID[:TOKEN]` -> [reference, token] ("" = the file's own token, else its file name)."""
+    head, sep, tail = text.rpartition(":")
+    if (
+        sep
+        and head
+        and tail
+        and not Path(text).exists()
+        and not any(c in tail for c in "/\\")
+        and (head.lower().endswith(".safetensors") or Path(head).exists() or _HUB_ID.match(head))
+    ):
+        return [head, tail]
+    return [text, ""]
 
 
 JOB_OPTIONS: tuple[JobOption, ...] = (
@@ -77,6 +113,31 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
     JobOption("--vae-tiling", "speed.vae_tiling", "tiled VAE for big areas", str, SWITCH),
     JobOption("--channels-last", "speed.channels_last", "UNet memory layout", str, SWITCH),
     JobOption("--compile", "speed.compile_unet", "torch.compile the UNet (slow first run)"),
+    JobOption("--fuse-qkv", "speed.fuse_qkv", "one fused query/key/value projection per attention", str, SWITCH),
+    JobOption(
+        "--speed-preset", "speed.preset", "fastest: fused QKV, channels_last, compile on CUDA", str, SPEED_PRESETS
+    ),
+    JobOption(
+        "--lora",
+        "loras",
+        "a LoRA (.safetensors or hub id) with its weight, e.g. style.safetensors:0.8; repeatable",
+        lora_item,
+        repeat=True,
+        metavar="FILE_OR_ID[:WEIGHT]",
+    ),
+    JobOption(
+        "--embedding",
+        "embeddings",
+        "a textual-inversion embedding (.safetensors) and the token that calls it; repeatable",
+        embedding_item,
+        repeat=True,
+        metavar="FILE[:TOKEN]",
+    ),
+    JobOption("--ip-adapter", "ip_adapter", "IP-Adapter for --reference, e.g. h94/IP-Adapter", str),
+    JobOption("--reference-scale", "ip_adapter_scale", "how strongly the reference image steers", float),
+    JobOption("--reference-masked", "ip_adapter_masked", "the reference acts inside the mask only"),
+    JobOption("--fast", "fast", f"fast mode: a few-step LoRA ({DEFAULT_FAST}) with its sampler", sets=DEFAULT_FAST),
+    JobOption("--fast-mode", "fast", "which few-step LoRA fast mode uses", str, FAST_CHOICES),
 )
 
 
@@ -96,6 +157,16 @@ def add_job_options(parser: argparse.ArgumentParser, options: Iterable[JobOption
                 default=argparse.SUPPRESS,
                 help=option.help,
             )
+        elif option.repeat:
+            group.add_argument(
+                option.flag,
+                dest=option.dest,
+                type=option.kind,
+                action="append",
+                default=argparse.SUPPRESS,
+                metavar=option.metavar,
+                help=option.help,
+            )
         else:
             group.add_argument(
                 option.flag,
@@ -103,7 +174,7 @@ def add_job_options(parser: argparse.ArgumentParser, options: Iterable[JobOption
                 type=option.kind,
                 choices=option.choices,
                 default=argparse.SUPPRESS,
-                metavar=None if option.choices else option.kind.__name__.upper(),
+                metavar=None if option.choices else (option.metavar or option.kind.__name__.upper()),
                 help=f"{option.help} [{'random' if option.path == 'seed' else shown}]",
             )
 

@@ -11,7 +11,8 @@ import json
 from typing import Any
 
 from inpaint_studio.core.user_models import UserModels
-from inpaint_studio.engine.catalog import installed_models
+from inpaint_studio.engine.addons import download_addon, is_installed
+from inpaint_studio.engine.catalog import addon_catalog, addon_entry, installed_models
 from inpaint_studio.engine.model_list import add_user_model, model_choices
 from inpaint_studio.engine.models import download, resolve_model
 
@@ -21,13 +22,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--json", action="store_true", help="print the list as JSON")
     m.add_argument("--add", metavar="PATH", help="add your own model folder or .safetensors file to the list")
     m.add_argument("--remove", metavar="PATH", help="remove one of your own models from the list")
+    m.add_argument("--addons", action="store_true", help="list the add-ons instead: LoRAs, IP-Adapters, upscalers")
     m.set_defaults(func=run)
     d = sub.add_parser("download", help="download a model from the Hugging Face hub into the local cache")
     d.add_argument("model_id")
     d.set_defaults(func=run_download)
 
 
+def addon_rows() -> list[dict[str, Any]]:
+    """The add-on catalog with what is installed (LoRAs for fast mode, IP-Adapters, upscalers)."""
+    rows = []
+    for entry in addon_catalog():
+        family = None if entry.family == "any" else entry.family
+        rows.append(
+            {
+                "id": entry.id,
+                "name": entry.name,
+                "kind": entry.kind,
+                "family": entry.family,
+                "installed": is_installed(entry.id, entry.kind, family),  # type: ignore[arg-type]
+                "download_gb": entry.download_gb,
+                "licence": entry.licence,
+            }
+        )
+    return rows
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.addons:
+        rows = addon_rows()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        print(f"{'installed':<10} {'kind':<11} {'for':<5} {'size':>8}  id  (licence)")
+        for row in rows:
+            mark = "yes" if row["installed"] else "no"
+            size = f"{row['download_gb']:.2f} GB"
+            print(f"{mark:<10} {row['kind']:<11} {row['family']:<5} {size:>8}  {row['id']}  ({row['licence']})")
+        return 0
     user_models = UserModels.load()
     if args.add:
         reference = add_user_model(args.add, user_models)  # checks it is a model (configs only)
@@ -63,6 +95,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
+    entry = addon_entry(args.model_id)
+    if entry is not None or args.model_id.count("/") >= 2:
+        if entry is not None:  # size and licence first: a download is only ever started knowing both
+            print(f"Downloading {entry.offer()}", flush=True)
+        path = download_addon(args.model_id)
+        print(f"{args.model_id}: installed in {path}")
+        return 0
     path = download(args.model_id)
     info = resolve_model(args.model_id)
     print(f"{args.model_id}: {info.family.value} model installed at {path}")

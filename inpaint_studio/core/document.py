@@ -15,7 +15,9 @@ Conventions
 
 Events (see `Event`): ``layers_changed()`` - the layer list, a name, visibility, opacity or the active
 layer changed; ``pixels_changed(rect)`` - the composite may differ inside rect (also fired for visibility,
-opacity and order changes, with the full rect); ``mask_changed(rect)``; ``reset()`` - size and everything
+opacity and order changes, with the full rect); ``mask_changed(rect)``; ``resized()`` - the size changed with
+new layers and mask (an upscale, or undoing one): the work and its history go on, and ``layers_changed``,
+``pixels_changed`` and ``mask_changed`` follow; ``reset()`` - another work was opened: size and everything
 else changed.
 """
 
@@ -168,6 +170,7 @@ class Document:
         self.layers_changed = Event()
         self.pixels_changed = Event()
         self.mask_changed = Event()
+        self.resized = Event()
         self.reset = Event()
         for layer in layers:
             self._check_layer(layer)
@@ -356,6 +359,29 @@ class Document:
         self.active_layer_id = flat.id
         self._structure_changed(flat)
         return flat
+
+    def resize_to(
+        self, width: int, height: int, layers: list[Layer], mask: np.ndarray, active_layer_id: str | None
+    ) -> None:
+        """Take a new size with layers and a mask of that size (an upscale and its undo); fires ``resized``
+        first (views rebuild for the size), then the layer, pixel and mask events. Unlike `reset_from` it is
+        an edit of the same work: the history and the metadata stay."""
+        width, height = int(width), int(height)
+        if mask.dtype != np.uint8 or mask.shape != (height, width):
+            raise ValueError(f"mask must be {height}x{width} uint8, got {mask.shape} {mask.dtype}")
+        for layer in layers:
+            if layer.pixels.shape[:2] != (height, width):
+                raise ValueError(f"layer {layer.name!r} is {layer.width}x{layer.height}, not {width}x{height}")
+        self.width, self.height = width, height
+        self.layers = list(layers)
+        self.mask = mask
+        self.active_layer_id = active_layer_id if any(la.id == active_layer_id for la in layers) else None
+        if self.active_layer_id is None and self.layers:
+            self.active_layer_id = self.layers[-1].id
+        self.resized.emit()
+        self.layers_changed.emit()
+        self.pixels_changed.emit(self.full_rect)
+        self.mask_changed.emit(self.full_rect)
 
     def set_layers(self, layers: list[Layer], active_layer_id: str | None) -> None:
         """Replace the layer list wholesale (used by undo of flatten / merge)."""

@@ -6,7 +6,8 @@ So every job field, also those the panel has no widget for (task, ControlNet, re
 survives restarting the app, reopening a project and re-using an entry's parameters.
 
 Fields are named by path: "steps", "mask.feather_px", "speed.attention"; the panel-only switches are
-"seed_locked" and "live_preview". `job` holds the seed the panel shows (the last one used when unlocked);
+"seed_locked", "live_preview" (the latent preview while generating) and "paint_preview" (a few-step preview of
+the masked area while the mask is painted). `job` holds the seed the panel shows (the last one used when unlocked);
 `job_to_run()` is the job Generate submits (no seed, i.e. a new random one, unless it is locked).
 """
 
@@ -21,7 +22,7 @@ from inpaint_studio.core.jobspec import CLASSIC_MODEL, MAX_SEED, ClassicalMethod
 
 Listener = Callable[[str], None]  # called with the changed path, or ALL after a whole new job
 ALL = "*"
-PANEL_FLAGS: dict[str, bool] = {"seed_locked": False, "live_preview": True}
+PANEL_FLAGS: dict[str, bool] = {"seed_locked": False, "live_preview": True, "paint_preview": False}
 
 
 def job_field_paths(cls: type = InpaintJob, prefix: str = "") -> Iterator[str]:
@@ -88,6 +89,10 @@ class GenerationSettings:
     @property
     def live_preview(self) -> bool:
         return self._flags["live_preview"]
+
+    @property
+    def paint_preview(self) -> bool:
+        return self._flags["paint_preview"]
 
     def get(self, path: str) -> Any:
         if path in self._flags:

@@ -8,6 +8,7 @@ form always holds a concrete seed (see `InpaintJob.resolved`), so a history entr
 from __future__ import annotations
 
 import dataclasses
+import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,13 @@ ON = "on"
 OFF = "off"
 _SWITCH = (AUTO, ON, OFF)
 ATTENTION_CHOICES = (AUTO, "sdpa", "sliced")
+SPEED_PRESETS = ("default", "fastest")  # fastest: fused QKV, channels_last, torch.compile on CUDA (engine/speed.py)
+FAST_CHOICES = (OFF, "lcm", "tcd", "hyper", "lightning")  # few-step LoRAs (core/fast_modes.py)
+MAX_LORAS = 8
+MAX_EMBEDDINGS = 16
+LORA_WEIGHT_LIMIT = 5.0
+REFERENCE_INPUT = "reference"
+"""Name of the IP-Adapter's reference image among a job's input images (beside "image" and "mask")."""
 
 
 @dataclass(frozen=True)
@@ -79,15 +87,19 @@ class SpeedOptions:
     vae_tiling: str = AUTO  # auto | on | off
     channels_last: str = AUTO  # auto | on | off
     compile_unet: bool = False  # torch.compile the UNet once (dynamic shapes); slow first run, faster after
+    fuse_qkv: str = AUTO  # auto | on | off: one fused query/key/value projection per attention (on with "fastest")
+    preset: str = "default"  # default | fastest: fused QKV + channels_last + torch.compile (CUDA) where "auto"
 
     def problems(self) -> list[str]:
         out = []
         if self.attention not in ATTENTION_CHOICES:
             out.append(f"Attention '{self.attention}' is unknown; use one of: {', '.join(ATTENTION_CHOICES)}.")
-        for name in ("vae_tiling", "channels_last"):
+        for name in ("vae_tiling", "channels_last", "fuse_qkv"):
             value = getattr(self, name)
             if value not in _SWITCH:
                 out.append(f"{name.replace('_', ' ').capitalize()} '{value}' is unknown; use auto, on or off.")
+        if self.preset not in SPEED_PRESETS:
+            out.append(f"Speed preset '{self.preset}' is unknown; use one of: {', '.join(SPEED_PRESETS)}.")
         return out
 
 
@@ -148,6 +160,13 @@ class InpaintJob:
     prior_steps: int = 25  # Kandinsky 2.2 prior (text -> image embedding)
     prior_guidance_scale: float = 4.0
     speed: SpeedOptions = field(default_factory=SpeedOptions)
+    # ---- add-ons (docs/addons.md): the defaults mean none, so older records keep their meaning ----
+    loras: tuple[tuple[str, float], ...] = ()  # (.safetensors file or hub reference, weight), applied in order
+    embeddings: tuple[tuple[str, str], ...] = ()  # textual inversions: (file or hub reference, token; "" = own)
+    ip_adapter: str | None = None  # an IP-Adapter; its reference image is the input image named "reference"
+    ip_adapter_scale: float = 0.6  # how strongly the reference image steers the result
+    ip_adapter_masked: bool = False  # the reference acts inside the mask only (diffusers' ip_adapter_masks)
+    fast: str = OFF  # a few-step LoRA with its sampler, steps and guidance: off | lcm | tcd | hyper | lightning
 
     # ---- validation -------------------------------------------------------------------------------------
     @property
@@ -208,6 +227,7 @@ class InpaintJob:
         out.extend(self._task_problems())
         out.extend(self._option_problems())
         out.extend(self.speed.problems())
+        out.extend(self._addon_problems())
         return out
 
     def _task_problems(self) -> list[str]:
@@ -247,6 +267,45 @@ class InpaintJob:
             out.append(f"Prior guidance scale is {self.prior_guidance_scale}; use a value between 0 and 50.")
         return out
 
+    def _addon_problems(self) -> list[str]:
+        out: list[str] = []
+        if len(self.loras) > MAX_LORAS:
+            out.append(f"{len(self.loras)} LoRAs are listed; use at most {MAX_LORAS} at once.")
+        seen: set[str] = set()
+        for reference, weight in self.loras:
+            name = _short_name(reference)
+            if not reference.strip():
+                out.append("A LoRA has no file or hub id; choose one or remove the empty entry.")
+            elif reference.strip() in seen:
+                out.append(f"The LoRA {name} is listed twice; keep one entry and set its weight there.")
+            seen.add(reference.strip())
+            if not (math.isfinite(weight) and -LORA_WEIGHT_LIMIT <= weight <= LORA_WEIGHT_LIMIT):
+                out.append(
+                    f"The weight of the LoRA {name} is {weight}; use a value between "
+                    f"{-LORA_WEIGHT_LIMIT:g} and {LORA_WEIGHT_LIMIT:g} (1 is full strength, 0 is off)."
+                )
+        if len(self.embeddings) > MAX_EMBEDDINGS:
+            out.append(f"{len(self.embeddings)} embeddings are listed; use at most {MAX_EMBEDDINGS} at once.")
+        tokens: set[str] = set()
+        for reference, token in self.embeddings:
+            if not reference.strip():
+                out.append("An embedding has no file or hub id; choose one or remove the empty entry.")
+            if token and (token != token.strip() or any(c.isspace() or c in ",()[]:" for c in token)):
+                out.append(
+                    f"The embedding token {token!r:.40} must be one word without spaces, commas, brackets or colons."
+                )
+            key = token or reference.strip()
+            if key in tokens:
+                out.append(f"The embedding {token or _short_name(reference)} is listed twice; keep one entry.")
+            tokens.add(key)
+        if self.ip_adapter is not None and not self.ip_adapter.strip():
+            out.append("The IP-Adapter is empty; name an IP-Adapter (e.g. h94/IP-Adapter) or leave it unset.")
+        if not (0.0 <= self.ip_adapter_scale <= 2.0):
+            out.append(f"Reference scale is {self.ip_adapter_scale}; use a value between 0 and 2 (0.6 is usual).")
+        if self.fast not in FAST_CHOICES:
+            out.append(f"Fast mode '{self.fast}' is unknown; use one of: {', '.join(FAST_CHOICES)}.")
+        return out
+
     def validate(self) -> InpaintJob:
         problems = self.problems()
         if problems:
@@ -275,6 +334,8 @@ class InpaintJob:
         for key, value in data.items():
             if isinstance(value, Enum):
                 data[key] = value.value
+        for key in ("loras", "embeddings"):  # plain JSON data: lists, as they come back from a file
+            data[key] = [list(pair) for pair in data[key]]
         return data
 
     @classmethod
@@ -297,6 +358,10 @@ class InpaintJob:
                 kwargs["mask"] = _options_from(MaskOptions, kwargs["mask"], "mask")
             if "speed" in kwargs:
                 kwargs["speed"] = _options_from(SpeedOptions, kwargs["speed"], "speed")
+            if "loras" in kwargs:
+                kwargs["loras"] = _pairs_from(kwargs["loras"], "loras", "float", 1.0)
+            if "embeddings" in kwargs:
+                kwargs["embeddings"] = _pairs_from(kwargs["embeddings"], "embeddings", "str", "")
         except (TypeError, ValueError) as exc:
             raise BadInputError(f"A job setting has a value that is not allowed: {exc}.") from exc
         for name, enum in (
@@ -365,6 +430,12 @@ _FIELD_KINDS: dict[str, str] = {
     "prior_steps": "int",
     "prior_guidance_scale": "float",
     "speed": "object",
+    "loras": "object",  # checked by _pairs_from
+    "embeddings": "object",
+    "ip_adapter": "str?",
+    "ip_adapter_scale": "float",
+    "ip_adapter_masked": "bool",
+    "fast": "str",
     # MaskOptions / SpeedOptions
     "grow_px": "int",
     "feather_px": "int",
@@ -372,6 +443,8 @@ _FIELD_KINDS: dict[str, str] = {
     "vae_tiling": "str",
     "channels_last": "str",
     "compile_unet": "bool",
+    "fuse_qkv": "str",
+    "preset": "str",
 }
 _KIND_WORDS = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true or false"}
 
@@ -405,3 +478,29 @@ def _options_from(cls: type, value: Any, name: str) -> Any:
     for key, item in value.items():
         _check_kind(key, item, _FIELD_KINDS[key])
     return cls(**value)
+
+
+def _pairs_from(value: Any, name: str, second: str, default: Any) -> tuple[tuple[Any, ...], ...]:
+    """LoRAs / embeddings from plain data: a list of [reference, weight or token] pairs (a bare reference
+    means weight 1 / the file's own token), each value's type checked; always tuples, so equality holds."""
+    what = "weight" if second == "float" else "token"
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise BadInputError(f"The job setting '{name}' must be a list of [file or hub id, {what}] pairs.")
+    out = []
+    for item in value:
+        if isinstance(item, str):
+            item = (item, default)
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            shown = repr(item) if len(repr(item)) <= 40 else repr(item)[:37] + "..."
+            raise BadInputError(f"An entry of '{name}' is {shown}; it must be a [file or hub id, {what}] pair.")
+        reference, other = item
+        _check_kind(f"{name} file or hub id", reference, "str")
+        _check_kind(f"{name} {what}", other, second)
+        out.append((reference, float(other) if second == "float" else other))
+    return tuple(out)
+
+
+def _short_name(reference: str) -> str:
+    """How an add-on is named in a sentence: its file name, or its hub id."""
+    text = reference.strip().replace("\\", "/").rstrip("/")
+    return text.rsplit("/", 1)[-1] if "." in text.rsplit("/", 1)[-1] else text or "(empty)"

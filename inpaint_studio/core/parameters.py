@@ -11,6 +11,10 @@ The last line holds "Key: value" pairs separated by ", ". A value that contains 
 quote, line break or leading/trailing whitespace is written as a JSON string in double quotes (A1111's
 `quote`), so it survives the split; the reader undoes it (A1111's `unquote`).
 
+LoRAs are written the way A1111 writes them, as `<lora:name:weight>` tags at the end of the prompt (name: the
+file's name without its extension, or the hub reference); `split_lora_tags` takes them out of a prompt again.
+Fast mode, the IP-Adapter and embeddings are "Key: value" pairs of the settings line.
+
 Round trip: `parse_parameters(format_parameters(job, ...))` gives back the prompt, the negative prompt and
 every setting exactly (prompt lines are not stripped here, unlike A1111's reader). The one text that cannot
 round-trip is a prompt with a line that itself begins with "Negative prompt:": no reader can tell it from
@@ -26,7 +30,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from inpaint_studio.core.jobspec import Area, InpaintJob
+from inpaint_studio.core.jobspec import FAST_CHOICES, OFF, Area, InpaintJob
 
 NEGATIVE_PREFIX = "Negative prompt:"
 
@@ -40,6 +44,8 @@ _MIN_SETTINGS = 3
 _RESERVED_KEYS = frozenset({"prompt", "negative_prompt"})
 
 _AREA_NAMES = {Area.MASKED: "Only masked", Area.WHOLE: "Whole picture"}
+# A1111's extra-network tag: <lora:name:weight> (the weight may be left out: 1).
+_LORA_TAG = re.compile(r"(?:^|(?<=\s))<lora:([^:<>]+)(?::([^:<>]*))?>[ ]?")
 
 
 def format_parameters(
@@ -74,6 +80,7 @@ def format_parameters(
         "Inpaint area": _AREA_NAMES[Area(job.area)],
         "Masked area padding": job.padding_px,
     }
+    settings.update(_addon_settings(job))
     for key, value in (extra or {}).items():
         if not isinstance(key, str) or not _KEY.fullmatch(key) or key in _RESERVED_KEYS:
             raise ValueError(
@@ -84,10 +91,60 @@ def format_parameters(
     line = ", ".join(f"{key}: {_quote(_to_text(value))}" for key, value in settings.items())
 
     head = job.prompt
+    tags = " ".join(f"<lora:{addon_name(reference)}:{_to_text(weight)}>" for reference, weight in job.loras)
+    if tags:
+        head = f"{head} {tags}" if head else tags
     if job.negative_prompt:
         negative_line = f"{NEGATIVE_PREFIX} {job.negative_prompt}"
         head = f"{head}\n{negative_line}" if head else negative_line
     return f"{head}\n{line}" if head else line
+
+
+def addon_name(reference: str) -> str:
+    """A LoRA / embedding / upscaler as A1111 names it: a weights file's name without its extension (a local file,
+    or a file in a hub repository); a hub repository id as it is."""
+    text = reference.strip().replace("\\", "/").rstrip("/")
+    name = text.rsplit("/", 1)[-1]
+    if name.lower().endswith(WEIGHT_SUFFIXES):
+        return name.rsplit(".", 1)[0]
+    return text if "/" in text and not _looks_like_path(reference.strip()) else name
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.startswith(("/", ".", "~")) or "\\" in text or (len(text) > 1 and text[1] == ":")
+
+
+def split_lora_tags(prompt: str) -> tuple[str, list[tuple[str, float]]]:
+    """The prompt without its `<lora:name:weight>` tags, and the tags' (name, weight) in order (weight 1 when
+    absent or unreadable, as A1111 reads it)."""
+    found: list[tuple[str, float]] = []
+
+    def take(match: re.Match[str]) -> str:
+        weight = _as_float(match.group(2)) if match.group(2) is not None else 1.0
+        found.append((match.group(1), 1.0 if weight is None else weight))
+        return ""
+
+    cleaned = _LORA_TAG.sub(take, prompt)
+    if found and cleaned.endswith(" ") and not prompt.endswith(" "):
+        cleaned = cleaned[:-1]
+    return cleaned, found
+
+
+def _addon_settings(job: InpaintJob) -> dict[str, str | int | float]:
+    out: dict[str, str | int | float] = {}
+    if job.fast != OFF:
+        out["Fast"] = job.fast
+    if job.ip_adapter:
+        out["IP-Adapter"] = job.ip_adapter
+        out["IP-Adapter scale"] = job.ip_adapter_scale
+        if job.ip_adapter_masked:
+            out["IP-Adapter masked"] = "True"
+    if job.embeddings:
+        out["Embeddings"] = ", ".join(f"{token or addon_name(ref)}={addon_name(ref)}" for ref, token in job.embeddings)
+    return out
 
 
 def parse_parameters(text: str) -> dict[str, str]:
@@ -154,6 +211,23 @@ def job_overrides_from_parameters(parsed: Mapping[str, str]) -> dict[str, Any]:
         value = parsed.get(name)
         if isinstance(value, str):
             out[name] = value
+    if "prompt" in out:
+        out["prompt"], tags = split_lora_tags(out["prompt"])
+        if tags:
+            out["loras"] = tuple(tags)  # names, not files: the caller finds the files (the studio's LoRA list)
+    fast = parsed.get("Fast", "").strip()
+    if fast in FAST_CHOICES:
+        out["fast"] = fast
+    adapter = parsed.get("IP-Adapter", "").strip()
+    if adapter:
+        out["ip_adapter"] = adapter
+        scale = _as_float(parsed.get("IP-Adapter scale"))
+        if scale is not None and not InpaintJob(ip_adapter_scale=scale).problems():
+            out["ip_adapter_scale"] = scale
+        out["ip_adapter_masked"] = parsed.get("IP-Adapter masked", "").strip() == "True"
+    embeddings = _embeddings(parsed.get("Embeddings", ""))
+    if embeddings:
+        out["embeddings"] = embeddings  # names, like the LoRAs
 
     candidates: dict[str, Any] = {
         "steps": _as_int(parsed.get("Steps")),
@@ -229,6 +303,16 @@ def _as_float(text: str | None) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+def _embeddings(text: str) -> tuple[tuple[str, str], ...]:
+    """ "token=name, token=name" -> ((name, token), ...): the token the prompt uses, and the file's name."""
+    out = []
+    for part in text.split(","):
+        token, sep, name = part.strip().partition("=")
+        if sep and token and name:
+            out.append((name, "" if token == name else token))
+    return tuple(out)
 
 
 def _as_area(text: str | None) -> Area | None:

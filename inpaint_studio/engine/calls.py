@@ -158,6 +158,9 @@ class CallInputs:
     mask: Any = None  # PIL "L" image
     control: Any = None  # ControlNet condition (tensor or PIL)
     embeds: dict[str, Any] | None = None  # weighted prompt embeddings, replacing the prompts
+    ip_image: Any = None  # the IP-Adapter's reference image (PIL)
+    ip_masks: Any = None  # diffusers' ip_adapter_masks: the reference acts inside the mask only
+    eta: float | None = None  # the sampler's eta (fast mode's TCD)
 
 
 def build_kwargs(
@@ -202,6 +205,12 @@ def build_kwargs(
         kwargs["denoising_start"] = denoising_start
     if denoising_end is not None:
         kwargs["denoising_end"] = denoising_end
+    if inputs.ip_image is not None:
+        kwargs["ip_adapter_image"] = inputs.ip_image
+        if inputs.ip_masks is not None:
+            kwargs["cross_attention_kwargs"] = {"ip_adapter_masks": inputs.ip_masks}
+    if inputs.eta is not None:
+        kwargs["eta"] = inputs.eta
     if route_.variant.controlnet is not None:
         kwargs.update(
             control_image=inputs.control,

@@ -1,4 +1,9 @@
-"""The model catalog (resources/models.json) and the models installed in the Hugging Face cache."""
+"""The model catalog (resources/models.json) and the models installed in the Hugging Face cache.
+
+The catalog's "models" are the pickable inpainting models; its "addons" are what the artist loads on top
+(LoRAs and fast-mode LoRAs, IP-Adapters, upscalers): each names the files it needs, its size and licence,
+so a download is only ever started on request, after both were shown.
+"""
 
 from __future__ import annotations
 
@@ -47,13 +52,55 @@ def catalog() -> tuple[CatalogEntry, ...]:
     )
 
 
+@dataclass(frozen=True)
+class AddonEntry:
+    id: str  # the reference a job uses: a hub id, or a hub id + "/" + a file in that repository
+    name: str
+    kind: str  # lora | embedding | ip_adapter | upscaler
+    family: str  # sd | sdxl | any: the model family it is made for
+    files: tuple[str, ...]  # what to download from the repository (file names or patterns)
+    download_gb: float
+    licence: str
+    note: str
+
+    @property
+    def repo_id(self) -> str:
+        return "/".join(self.id.split("/")[:2])
+
+    def offer(self) -> str:
+        """What the artist reads before downloading it (one sentence)."""
+        return f"{self.name}: a {self.download_gb:g} GB download, licence {self.licence}. {self.note}".strip()
+
+
+@lru_cache(maxsize=1)
+def addon_catalog() -> tuple[AddonEntry, ...]:
+    data = json.loads(resource_path("models.json").read_text(encoding="utf-8"))
+    return tuple(
+        AddonEntry(
+            id=a["id"],
+            name=a["name"],
+            kind=a["kind"],
+            family=a.get("family", "any"),
+            files=tuple(a.get("files", ())),
+            download_gb=float(a["download_gb"]),
+            licence=a["licence"],
+            note=a.get("note", ""),
+        )
+        for a in data.get("addons", [])
+    )
+
+
+def addon_entry(reference: str) -> AddonEntry | None:
+    return next((e for e in addon_catalog() if e.id == reference.strip()), None)
+
+
 def catalog_entry(model_id: str) -> CatalogEntry | None:
     return next((e for e in catalog() if e.id == model_id), None)
 
 
 def download_hint(model_id: str) -> str:
     """What the user should do to get a model that is not installed (one sentence, ends with a period)."""
-    entry = catalog_entry(model_id)
+    entry = catalog_entry(model_id) or addon_entry(model_id)
     size = f" (about {entry.download_gb:g} GB, licence {entry.licence})" if entry else ""
     return (
         f"download it with `inpaint-studio download {model_id}`{size} or from the Generate panel, "

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from inpaint_studio.core.errors import BadInputError, CancelledError
-from inpaint_studio.core.jobspec import InpaintJob, Task
+from inpaint_studio.core.jobspec import REFERENCE_INPUT, InpaintJob, Task
 from inpaint_studio.engine.events import CancelToken, ChainStepFinished, EventSink, InpaintResult
 from inpaint_studio.engine.schedulers import DEFAULT, SCHEDULERS
 
@@ -36,7 +36,7 @@ VERSION = 1
 IMAGE_INPUT = "image"  # the input the first step edits (absent when the chain starts from a prompt)
 MASK_INPUT = "mask"  # the mask an inpainting step uses when it names none
 
-_STEP_KEYS = {"name", "job", "mask", "control_image", "result"}
+_STEP_KEYS = {"name", "job", "mask", "control_image", "reference_image", "result"}
 _TOP_KEYS = {"format", "version", "inputs", "input_digests", "defaults", "steps"}
 
 
@@ -48,9 +48,14 @@ class ChainStep:
     name: str = ""
     mask: str | None = None  # an input name; None: no mask (text-to-image, whole-image img2img)
     control_image: str | None = None  # an input name for a ControlNet condition other than inpainting
+    reference_image: str | None = None  # an input name: the IP-Adapter's reference image
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "mask": self.mask, "control_image": self.control_image, "job": self.job.to_dict()}
+        data: dict[str, Any] = {"name": self.name, "mask": self.mask, "control_image": self.control_image}
+        if self.reference_image is not None:
+            data["reference_image"] = self.reference_image
+        data["job"] = self.job.to_dict()
+        return data
 
 
 @dataclass(frozen=True)
@@ -105,11 +110,17 @@ class Chain:
                 raise BadInputError(f"Step {index} has a setting of the wrong kind ({exc}).") from exc
             mask = raw.get("mask", MASK_INPUT if job.task is Task.INPAINT else None)
             control = raw.get("control_image")
+            reference = raw.get("reference_image", REFERENCE_INPUT if job.ip_adapter else None)
             name = raw.get("name") or ""
-            for key, value in (("mask", mask), ("control_image", control), ("name", name)):
+            for key, value in (
+                ("mask", mask),
+                ("control_image", control),
+                ("reference_image", reference),
+                ("name", name),
+            ):
                 if value is not None and not isinstance(value, str):
                     raise BadInputError(f"Step {index}: '{key}' must be text (an input name), not {value!r:.40}.")
-            steps.append(ChainStep(job, name, mask, control))
+            steps.append(ChainStep(job, name, mask, control, reference))
         return cls(tuple(steps), inputs, digests)
 
     # ---- checks and seeds ---------------------------------------------------------------------------
@@ -135,7 +146,15 @@ class Chain:
                 out.append(f"{label} is text-to-image, which takes no mask; remove its 'mask'.")
             if step.job.task is Task.INPAINT and step.mask is None:
                 out.append(f"{label} inpaints but names no mask; give it a 'mask' input.")
-            for kind, name in (("mask", step.mask), ("control image", step.control_image)):
+            if step.job.ip_adapter and step.reference_image is None:
+                out.append(
+                    f"{label} uses an IP-Adapter but names no reference image; give it a 'reference_image' input."
+                )
+            for kind, name in (
+                ("mask", step.mask),
+                ("control image", step.control_image),
+                ("reference image", step.reference_image),
+            ):
                 if name is not None and name not in available:
                     out.append(f"{label} uses the {kind} input '{name}', which the chain was not given.")
         if self.steps and self.steps[0].job.task is not Task.TEXT2IMG and IMAGE_INPUT not in available:
@@ -216,6 +235,10 @@ def run_chain(
         image = None if step.job.task is Task.TEXT2IMG else current
         mask = inputs[step.mask] if step.mask else None
         control = inputs[step.control_image] if step.control_image else None
+        # Named input images beside image and mask: only passed when the step uses them.
+        extra = (
+            {"reference_image": inputs[step.reference_image]} if step.reference_image and step.job.ip_adapter else {}
+        )
         try:
             cancel.raise_if_cancelled()
             finished = engine.run(
@@ -223,6 +246,7 @@ def run_chain(
                 image,
                 mask,
                 control_image=control,
+                **extra,
                 handoff=handoff,
                 on_event=emit,
                 cancel=cancel,

@@ -12,6 +12,7 @@ knowledge of events or models.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +36,17 @@ class RunContext:
     cancel: CancelToken
     job_id: int = 0
     control_image: Image.Image | np.ndarray | None = None  # a ControlNet condition given by the caller
+    reference_image: Image.Image | np.ndarray | None = None  # the IP-Adapter's reference (input "reference")
     handoff: LatentHandoff | None = None  # the previous chain step's latents
     preview_every: int = 0  # attach a rough preview to every N-th progress event (0: none)
     seeds: tuple[int, ...] = field(init=False)  # one per variant, from job.variant_seeds()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(self.job.variant_seeds()))
+
+    def with_reference(self, image: Image.Image | np.ndarray | None) -> RunContext:
+        """This context with the IP-Adapter's reference image (the input named "reference")."""
+        return self if image is None else dataclasses.replace(self, reference_image=image)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +22,10 @@ import numpy as np
 from PIL import Image
 
 from inpaint_studio.core.errors import BadInputError, CancelledError, OutOfMemoryError
-from inpaint_studio.core.jobspec import OutputSize, Task
-from inpaint_studio.engine import calls, decode, speed
+from inpaint_studio.core.fast_modes import profile_of
+from inpaint_studio.core.jobspec import MemoryMode, OutputSize, Task
+from inpaint_studio.engine import adapters, calls, decode, speed
+from inpaint_studio.engine.addons import family_key, resolve_addon
 from inpaint_studio.engine.context import RunContext, RunOutcome
 from inpaint_studio.engine.devices import describe_device, pick_device
 from inpaint_studio.engine.events import JobProgress, JobStarted, LatentHandoff
@@ -88,12 +91,18 @@ class DiffusionJob:
         job = self.job
         controlnet = self._controlnet()
         refiner = self._refiner()
+        request = self._addon_request()  # the add-ons' files are found before any model loads
         route = calls.route(self.info, job, str(controlnet.path) if controlnet else None)
         pipe = self.pipelines.get(self.info, self.device, job.memory_mode, route.variant, controlnet)
         apply_scheduler(pipe, job.scheduler, self.scheduler_configs.get(self.info, pipe))
         native = native_resolution(pipe, self.info.family)
         self.work_size, self.out_size = self._sizes(pipe, native)
-        self.speed = speed.apply(pipe, speed.resolve(job.speed, self.device, self.work_size, native))
+        # Every job puts its own add-ons on (and the previous job's off) before the prompts are encoded.
+        self.addons = adapters.apply(pipe, request, siblings=self.pipelines.pipelines())
+        settings = speed.resolve(
+            job.speed, self.device, self.work_size, native, ip_adapter=request.ip_adapter is not None
+        )
+        self.speed = speed.apply(pipe, settings)
         base = _Pass(self.info, pipe, route, self._inputs(pipe, route), 0)
         base.denoising_end = job.refiner_switch if refiner else None
         base.calls_per_variant = calls.count_calls(pipe.scheduler, job, route, denoising_end=base.denoising_end)
@@ -132,6 +141,10 @@ class DiffusionJob:
             "vae_decoded_in_fp32": retried,
             "latent_input": self.used_handoff,
         }
+        extra.update(self.addons)
+        profile = profile_of(job)
+        if profile is not None:
+            extra["fast"] = {"mode": profile.name, "sampler": profile.scheduler, "steps": job.steps}
         if controlnet is not None:
             extra["controlnet"] = controlnet.to_dict()
         if refiner is not None:
@@ -160,6 +173,44 @@ class DiffusionJob:
             )
         return refiner
 
+    def _addon_request(self) -> adapters.AddonRequest:
+        """The job's LoRAs (fast mode's first), embeddings and IP-Adapter, resolved to local files."""
+        job, family = self.job, self.info.family
+        profile = profile_of(job)
+        if not (job.loras or job.embeddings or job.ip_adapter or profile):
+            return adapters.AddonRequest()
+        if not (family.is_sdxl or family in (Family.SD, Family.SD_INPAINT)):
+            what = "Fast mode works" if profile else "LoRAs, embeddings and IP-Adapters work"
+            raise BadInputError(f"{what} with SD 1.5 and SDXL models, not {self.info.name}; choose one of those.")
+        key = family_key(family.is_sdxl)
+        allow = self.models.allow_download
+        loras = []
+        if profile is not None:
+            reference = profile.loras.get(key)
+            if reference is None:
+                raise BadInputError(
+                    f"Fast mode '{profile.name}' ({profile.label}) is made for SDXL only; choose fast mode 'lcm' "
+                    "or an SDXL model."
+                )
+            loras.append((resolve_addon(reference, "lora", family=key, allow_download=allow), 1.0))
+        for reference, weight in job.loras:
+            loras.append((resolve_addon(reference, "lora", family=key, allow_download=allow), weight))
+        embeddings = tuple(
+            (resolve_addon(reference, "embedding", family=key, allow_download=allow), token)
+            for reference, token in job.embeddings
+        )
+        ip = None
+        if job.ip_adapter:
+            if self.context.reference_image is None:
+                raise BadInputError(
+                    "The IP-Adapter needs a reference image; choose one under Reference in the Generate panel "
+                    "(or give --reference IMAGE)."
+                )
+            ip = resolve_addon(job.ip_adapter, "ip_adapter", family=key, allow_download=allow)
+        # Sequential offload keeps weights off the device between layers: fusing into them is not possible.
+        fuse = job.memory_mode is not MemoryMode.SEQUENTIAL_OFFLOAD
+        return adapters.AddonRequest(tuple(loras), embeddings, ip, job.ip_adapter_scale, fuse)
+
     def _sizes(self, pipe: Any, native: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """(working size, output size before compositing)."""
         multiple = calls.size_multiple(pipe)
@@ -175,10 +226,13 @@ class DiffusionJob:
         inputs = calls.CallInputs(work)
         if job.prompt_weighting:
             inputs.embeds = weighted_embeddings(pipe, job.prompt, job.negative_prompt)
+        profile = profile_of(job)
+        inputs.eta = profile.eta if profile is not None else None
         if self.prepared is None:
             # Text-to-image through an inpainting model: a neutral canvas, all of it masked.
             inputs.image = Image.new("RGB", work, (127, 127, 127))
             inputs.mask = Image.new("L", work, 255)
+            self._reference(inputs)
             return inputs
         crop_rgb = self.prepared.crop(self.prepared.rgb)
         inputs.image = Image.fromarray(crop_rgb).resize(work, Image.Resampling.LANCZOS)
@@ -190,7 +244,19 @@ class DiffusionJob:
         latents = self._usable_handoff(pipe, route, crop_rgb)
         if latents is not None:
             inputs.image = latents
+        self._reference(inputs)
         return inputs
+
+    def _reference(self, inputs: calls.CallInputs) -> None:
+        """The IP-Adapter's reference image, and its mask when it should act inside the mask only."""
+        given = self.context.reference_image
+        if not self.job.ip_adapter or given is None:
+            return
+        pil = given if isinstance(given, Image.Image) else Image.fromarray(np.asarray(given))
+        inputs.ip_image = pil.convert("RGB")
+        if self.job.ip_adapter_masked and inputs.mask is not None:
+            width, height = self.work_size
+            inputs.ip_masks = adapters.ip_adapter_masks(inputs.mask, width, height)
 
     def _control(self, crop_rgb: np.ndarray, route: calls.Route) -> Any:
         work = self.work_size
@@ -250,7 +316,14 @@ class DiffusionJob:
                 denoising_start=p.denoising_start,
                 denoising_end=p.denoising_end,
             )
-            out.append(self._call(p.pipe, kwargs))
+            if speed.warming_up(p.pipe):
+                # The first call of a newly compiled UNet compiles it (a minute or more): keep reporting, so the
+                # window shows the job alive and the watchdog does not call it stuck.
+                with _Heartbeat(self, index, done):
+                    out.append(self._call(p.pipe, kwargs))
+                speed.warmed_up(p.pipe)
+            else:
+                out.append(self._call(p.pipe, kwargs))
             if self.context.cancel.cancelled:
                 raise CancelledError()
         return out
@@ -338,6 +411,30 @@ class DiffusionJob:
         return OutOfMemoryError(
             f"The GPU ran out of memory{at}; {advice}, the masked-region area or fewer variants, then try again."
         )
+
+
+class _Heartbeat:
+    """Reports progress (unchanged) every few seconds from a helper thread while one long call runs."""
+
+    INTERVAL_S = 5.0
+
+    def __init__(self, job: DiffusionJob, variant: int, done: int) -> None:
+        self.job, self.variant, self.done = job, variant, done
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="compile warm-up heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        context = self.job.context
+        while not self._stop.wait(self.INTERVAL_S):
+            context.emit(JobProgress(context.job_id, self.done, self.job.total, self.variant))
 
 
 class _StepCallback:

@@ -22,7 +22,7 @@ from PIL import Image
 
 from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.history import GENERATION_KINDS, History, HistoryEntry
-from inpaint_studio.core.jobspec import InpaintJob
+from inpaint_studio.core.jobspec import REFERENCE_INPUT, InpaintJob
 from inpaint_studio.core.record import GenerationRecord
 from inpaint_studio.core.results import result_layer_pixels
 from inpaint_studio.engine.events import CancelToken, EventSink
@@ -107,8 +107,10 @@ def replay(
             image = _rebuilt_input(history, entry, swapped)
         else:
             image = entry.inputs["image"].to_array()
+        # Named input images beside image and mask (the IP-Adapter's reference) come from the entry too.
+        extra = {"reference_image": entry.inputs[REFERENCE_INPUT].to_array()} if REFERENCE_INPUT in entry.inputs else {}
         started = time.perf_counter()
-        result = run(job, Image.fromarray(image), mask, on_event=on_event, cancel=cancel)
+        result = run(job, Image.fromarray(image), mask, on_event=on_event, cancel=cancel, **extra)
         output = np.asarray(result.images[0])
         layer_pixels = result_layer_pixels(output, image)
         added = _added_layers(history, entry)

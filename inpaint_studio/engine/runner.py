@@ -33,13 +33,16 @@ import gc
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from inpaint_studio.core.errors import BadInputError, CancelledError, EngineError, InpaintStudioError
+from inpaint_studio.core.fast_modes import apply_fast
 from inpaint_studio.core.jobspec import InpaintJob
+from inpaint_studio.engine.addons import UPSCALER_SUFFIXES
 from inpaint_studio.engine.classical import classical_fill
 from inpaint_studio.engine.context import RunContext, RunOutcome
 from inpaint_studio.engine.diffusion import DiffusionJob
@@ -60,6 +63,7 @@ from inpaint_studio.engine.models import ModelInfo, ModelResolver
 from inpaint_studio.engine.prompts import check_syntax
 from inpaint_studio.engine.region import finish_image, prepare_for_task
 from inpaint_studio.engine.schedulers import SchedulerConfigs, check_scheduler_name
+from inpaint_studio.engine.upscale import UpscaleJob, Upscaler, UpscaleResult
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,7 @@ class Engine:
         self.pipelines = PipelineManager()
         self.models = ModelResolver(allow_download=allow_download, allow_unsafe_checkpoints=allow_unsafe_checkpoints)
         self.scheduler_configs = SchedulerConfigs()
+        self.upscaler = Upscaler(allow_download=allow_download)
 
     # ---- public API -----------------------------------------------------------------------------------
     @property
@@ -82,6 +87,7 @@ class Engine:
     @allow_download.setter
     def allow_download(self, allowed: bool) -> None:
         self.models.allow_download = allowed
+        self.upscaler.allow_download = allowed
 
     def allow_unsafe_checkpoint(self, path: str) -> None:
         """The user confirmed loading this pickled checkpoint (read weights-only even then)."""
@@ -95,8 +101,23 @@ class Engine:
         return self.scheduler_configs.get(info, pipe)
 
     def release(self) -> None:
-        """Unload the current model and return its memory."""
+        """Unload the current model (and the upscaler) and return its memory."""
         self.pipelines.release()
+        self.upscaler.release()
+
+    def upscale(
+        self,
+        job: UpscaleJob,
+        image: Image.Image | np.ndarray,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> UpscaleResult:
+        """Upscale `image` (engine/upscale.py). A diffusion upscaler needs the memory of the loaded inpainting
+        model, so that one is released first; an upscaling network is small and sits beside it."""
+        if job.model.strip() and not job.model.strip().lower().endswith(UPSCALER_SUFFIXES):
+            self.pipelines.release()
+        return self.upscaler.run(job, image, progress=progress, cancel=cancel)
 
     def run(
         self,
@@ -110,6 +131,7 @@ class Engine:
         cancel: CancelToken | None = None,
         job_id: int = 0,
         preview_every: int = 0,
+        reference_image: Image.Image | np.ndarray | None = None,
     ) -> InpaintResult:
         """Run `job`; emits JobStarted, JobProgress..., then JobFinished / JobCancelled / JobFailed.
 
@@ -117,6 +139,9 @@ class Engine:
         image-to-image (without it the whole image is redrawn). `control_image` replaces the ControlNet
         condition built from image and mask (for ControlNets other than the inpainting one). `handoff` is
         the previous chain step's latents (used only where they equal this step's input exactly).
+        `reference_image` is the IP-Adapter's reference (the job's input image named "reference"); it is
+        required when the job names an IP-Adapter. With fast mode on, the job that runs (and is recorded) has
+        the fast profile's sampler, steps and guidance (core/fast_modes.py).
 
         Raises the InpaintStudioError that JobFailed/JobCancelled describe, so headless callers can simply
         use try/except. `preview_every` > 0 attaches an approximate preview image every N steps.
@@ -124,9 +149,10 @@ class Engine:
         emit = on_event or (lambda event: None)
         cancel = cancel or CancelToken()
         try:
-            job = job.resolved().validate()
+            job = apply_fast(job.resolved().validate()).validate()
             start = time.perf_counter()
             context = self._context(job, image, mask, emit, cancel, job_id, control_image, handoff, preview_every)
+            context = context.with_reference(reference_image)
             result = self._run(context, start)
         except CancelledError as exc:
             emit(JobCancelled(job_id, str(exc)))

@@ -41,6 +41,10 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {}),
     # Latent-consistency sampling: meant for LCM-distilled models or the LCM LoRA (4-8 steps, guidance 1-2).
     "LCM": ("LCMScheduler", {}),
+    # Few-step LoRAs (core/fast_modes.py): TCD's own sampler; Hyper-SD and SDXL-Lightning want trailing timesteps.
+    "TCD": ("TCDScheduler", {}),
+    "DDIM Trailing": ("DDIMScheduler", {"timestep_spacing": "trailing"}),
+    "Euler Trailing": ("EulerDiscreteScheduler", {"timestep_spacing": "trailing"}),
 }
 
 

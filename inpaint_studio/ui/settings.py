@@ -139,6 +139,12 @@ class AppSettings:
     export_dir = _Text("export_dir", "")
     project_dir = _Text("project_dir", "")
     recent_files = _TextList("recent_files", [])
+    # Add-ons: where the user keeps LoRAs, embeddings and upscaling networks; the last upscale's choices.
+    lora_folder = _Text("addons/lora_folder", "")
+    embeddings_folder = _Text("addons/embeddings_folder", "")
+    upscaler_folder = _Text("addons/upscaler_folder", "")
+    upscale_model = _Text("upscale/model", "")
+    upscale_scale = _Int("upscale/scale", 2, minimum=2)
     # Mask menu dialogs remember their last value.
     mask_grow_px = _Int("mask/grow_px", 8, minimum=1)
     mask_shrink_px = _Int("mask/shrink_px", 8, minimum=1)

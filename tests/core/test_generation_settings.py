@@ -28,7 +28,7 @@ def test_every_job_field_survives_set_and_reload(path: str) -> None:
     assert reloaded.job == job_with(path)
 
 
-@pytest.mark.parametrize("flag", ["seed_locked", "live_preview"])
+@pytest.mark.parametrize("flag", ["seed_locked", "live_preview", "paint_preview"])
 def test_panel_switches_survive_reload(flag: str) -> None:
     settings = GenerationSettings()
     settings.set(flag, not settings.get(flag))

@@ -120,3 +120,65 @@ def test_compile_once_reused_and_no_recompile_for_a_new_size(tiny_sd_inpaint, mo
     assert pipe.unet is speed.original_unet(compiled_unet)  # off again: the plain UNet
     eng.release()
     torch._dynamo.reset()
+
+
+def test_the_fastest_preset_resolves_per_device_and_keeps_the_picture(engine, tiny_sd_inpaint, tiny_ip_adapter):
+    fastest = SpeedOptions(preset="fastest")
+    assert speed.resolve(fastest, "cpu", (512, 512), 512) == {
+        "attention": "sdpa",
+        "vae_tiling": False,
+        "channels_last": True,
+        "compile_unet": False,  # torch.compile only on CUDA: the CPU inductor needs a C++ toolchain
+        "fuse_qkv": True,
+        "preset": "fastest",
+    }
+    assert speed.resolve(fastest, "cuda:0", (512, 512), 512)["compile_unet"] is True
+    assert speed.resolve(fastest, "mps", (512, 512), 512)["attention"] == "sdpa"
+    assert speed.resolve(fastest, "cuda", (512, 512), 512, ip_adapter=True)["fuse_qkv"] is False
+    assert speed.resolve(SpeedOptions(attention="sliced", fuse_qkv="on"), "cpu", (64, 64), 64)["fuse_qkv"] is False
+    image, mask = photo(64, 64), box_mask(64, 64, (16, 16, 48, 48))
+    plain = engine.run(job_for(tiny_sd_inpaint), image, mask)
+    fast = engine.run(job_for(tiny_sd_inpaint, speed=fastest), image, mask)
+    assert fast.extra["speed"]["fuse_qkv"] is True and fast.extra["speed"]["channels_last"] is True
+    pipe = engine.pipelines.pipelines()[0]
+    assert {type(p).__name__ for p in pipe.unet.attn_processors.values()} == {"FusedAttnProcessor2_0"}
+    # Same picture up to float rounding (measured: at most 1 level of 255 on the tiny model).
+    assert np.abs(pixels(fast.images[0]).astype(int) - pixels(plain.images[0]).astype(int)).max() <= 2
+    again = engine.run(job_for(tiny_sd_inpaint), image, mask)
+    assert np.array_equal(pixels(again.images[0]), pixels(plain.images[0]))  # unfused: exactly as before
+    assert "FusedAttnProcessor2_0" not in {type(p).__name__ for p in pipe.unet.attn_processors.values()}
+    referenced = engine.run(
+        job_for(tiny_sd_inpaint, speed=fastest, ip_adapter=str(tiny_ip_adapter)), image, mask, reference_image=image
+    )
+    assert referenced.extra["speed"]["fuse_qkv"] is False  # it would replace the IP-Adapter's processors
+    engine.run(job_for(tiny_sd_inpaint), image, mask)
+
+
+def test_compiled_artifacts_are_saved_after_the_first_compiled_call(tmp_path, monkeypatch):
+    """The warm start: inductor's artifacts go to the app's cache folder, and are read before the next compile."""
+    import torch
+
+    monkeypatch.setenv(speed.CACHE_ENV, str(tmp_path))
+    saved = tmp_path / "torch-compile" / f"artifacts-torch{torch.__version__}.bin"
+    assert speed.compile_cache_file() == saved
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", lambda: (b"artifacts", None))
+    loaded: list[bytes] = []
+    monkeypatch.setattr(torch.compiler, "load_cache_artifacts", loaded.append)
+    assert speed.save_compile_cache() == saved and saved.read_bytes() == b"artifacts"
+    monkeypatch.setattr(speed, "_cache_loaded", False)
+    assert speed.load_compile_cache() is True and loaded == [b"artifacts"]
+    assert speed.load_compile_cache() is False  # once per process
+
+
+def test_the_fastest_preset_follows_a_lora_change(engine, tiny_sd_inpaint, tiny_lora):
+    """Fused QKV copies the attention weights: a LoRA put on (or changed) after fusing must be in the copy."""
+    image, mask = photo(64, 64), box_mask(64, 64, (16, 16, 48, 48))
+    fastest = SpeedOptions(preset="fastest")
+    for weight in (0.5, 1.0):
+        lora = ((str(tiny_lora), weight),)
+        fused = engine.run(job_for(tiny_sd_inpaint, speed=fastest, loras=lora), image, mask)
+        plain = engine.run(job_for(tiny_sd_inpaint, loras=lora), image, mask)
+        assert np.abs(pixels(fused.images[0]).astype(int) - pixels(plain.images[0]).astype(int)).max() <= 2
+    pipe = engine.pipelines.pipelines()[0]
+    assert not any(hasattr(m, "to_qkv") for m in pipe.unet.modules())  # unfused: the copies are gone
+    engine.run(job_for(tiny_sd_inpaint), image, mask)

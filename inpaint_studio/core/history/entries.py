@@ -16,8 +16,8 @@ from PIL import Image
 from inpaint_studio.core.history.snapshots import DocumentSnapshot
 from inpaint_studio.core.history.tiles import TiledArray
 
-Kind = Literal["generate", "classic", "layer", "mask", "paint", "open"]
-KINDS: tuple[str, ...] = ("generate", "classic", "layer", "mask", "paint", "open")
+Kind = Literal["generate", "classic", "layer", "mask", "paint", "open", "upscale"]
+KINDS: tuple[str, ...] = ("generate", "classic", "layer", "mask", "paint", "open", "upscale")
 GENERATION_KINDS: tuple[str, ...] = ("generate", "classic")  # entries that hold a GenerationRecord
 KIND_LABELS = {
     "generate": "Generation",
@@ -26,6 +26,7 @@ KIND_LABELS = {
     "mask": "Mask",
     "paint": "Paint stroke",
     "open": "Opened",
+    "upscale": "Upscale",
 }
 
 

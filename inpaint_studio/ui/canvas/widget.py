@@ -125,6 +125,7 @@ class Canvas(QWidget):
         document.mask_changed.connect(self._on_mask_changed)
         document.layers_changed.connect(self._on_layers_changed)
         document.reset.connect(self._on_reset)
+        document.resized.connect(self._on_reset)  # the same work at another size: views rebuild and refit
         settings.changed.connect(self._on_settings_changed)
         self._on_reset()
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,11 +27,12 @@ from inpaint_studio.core.document import Layer
 from inpaint_studio.core.errors import BadInputError, InpaintStudioError
 from inpaint_studio.core.generation_settings import GenerationSettings
 from inpaint_studio.core.history import HistoryEntry, TiledArray, result_sources
-from inpaint_studio.core.jobspec import InpaintJob
-from inpaint_studio.core.parameters import job_overrides_from_parameters, parse_parameters
+from inpaint_studio.core.jobspec import REFERENCE_INPUT, InpaintJob
+from inpaint_studio.core.parameters import addon_name, job_overrides_from_parameters, parse_parameters
 from inpaint_studio.core.record import GenerationRecord
 from inpaint_studio.core.results import result_layer_pixels
 from inpaint_studio.core.user_models import UserModels
+from inpaint_studio.engine import addons as addon_files
 from inpaint_studio.engine.events import JobCancelled, JobFailed, JobFinished, JobProgress, JobStarted
 from inpaint_studio.engine.schedulers import scheduler_names
 from inpaint_studio.ui.canvas.overlay import CanvasOverlay
@@ -61,6 +63,7 @@ class Submitted:
     derived_from: tuple[int, ...]
     rerun_of: int | None
     document_serial: int
+    inputs: Mapping[str, np.ndarray] = field(default_factory=dict)  # named input images ("reference")
 
 
 class GenerationController(QObject):
@@ -92,13 +95,17 @@ class GenerationController(QObject):
         self._apply_watchdog_settings()
         self._stall_message: str | None = None
         self.downloader = ModelDownloader(ctx.runner, self)
+        # Add-ons (fast-mode LoRAs, IP-Adapters): downloaded the same way, their own files only.
+        self.addon_downloader = ModelDownloader(ctx.runner, self, download=addon_files.download_addon)
         self._submitted: dict[int, Submitted] = {}
         self._document_serial = 0
         self._progress_origin: tuple[int, float] | None = None  # (step, time) of the first progress event
         self._warm_up_delay_ms = warm_up_delay_ms
         self._shown_once = False
 
-        self.panel = GeneratePanel(settings_model, user_models, ctx.runner)
+        self.panel = GeneratePanel(settings_model, user_models, ctx.runner, app_settings=ctx.settings)
+        self.panel.addons.layer_provider = lambda: [(layer.id, layer.name) for layer in reversed(self.document.layers)]
+        self.panel.addons.layer_pixels = self._layer_pixels
         self.candidates = CandidateStrip()
         self.recorder = HistoryRecorder(self.document, self.undo_stack, self)
         self.history_panel = HistoryPanel(self.recorder)
@@ -163,6 +170,13 @@ class GenerationController(QObject):
         p.models.download_requested.connect(self.start_download)
         p.models.download_cancel_requested.connect(self.downloader.cancel)
         p.models.add_model_failed.connect(self.message_bar.show_error)
+        p.addons.message.connect(self.message_bar.show_error)
+        p.addons.download_requested.connect(lambda reference, _family: self.start_addon_download(reference))
+        a = self.addon_downloader
+        a.progress.connect(self._on_addon_download_progress)
+        a.finished.connect(self._on_addon_download_finished)
+        a.failed.connect(self._on_download_failed_message)
+        a.cancelled.connect(self._on_download_cancelled_message)
         d = self.downloader
         d.progress.connect(self._on_download_progress)
         d.finished.connect(self._on_download_finished)
@@ -197,7 +211,25 @@ class GenerationController(QObject):
         masks.require_nonempty(self.document.mask)
         image = self.document.composite()  # RGBA: the engine keeps transparency; opaque stays opaque
         mask = self.document.mask
-        return self.submit(job, image, mask, derived_from=tuple(result_sources(self.document, masks.bbox(mask))))
+        return self.submit(
+            job,
+            image,
+            mask,
+            derived_from=tuple(result_sources(self.document, masks.bbox(mask))),
+            inputs=self.named_inputs(job),
+        )
+
+    def named_inputs(self, job: InpaintJob) -> dict[str, np.ndarray]:
+        """The input images a job needs beside image and mask: the IP-Adapter's reference."""
+        if job.is_classical or not job.ip_adapter:
+            return {}
+        reference = self.panel.addons.reference
+        if reference is None:
+            raise BadInputError(
+                "The IP-Adapter needs a reference image; choose one under Add-ons > Reference (a file or a layer), "
+                "or set the reference to None."
+            )
+        return {REFERENCE_INPUT: reference}
 
     def submit(
         self,
@@ -207,13 +239,15 @@ class GenerationController(QObject):
         *,
         derived_from: tuple[int, ...] = (),
         rerun_of: int | None = None,
+        inputs: Mapping[str, np.ndarray] | None = None,
     ) -> int:
         if self.worker.is_closed:
             raise InpaintStudioError("The generation engine has been shut down; restart the application.")
         preview_every = PREVIEW_EVERY if self.panel.live_preview and not job.is_classical else 0
         if self.panel.models.user_models.is_unsafe_allowed(job.model):  # the user's recorded opt-in
             self.worker.allow_unsafe_checkpoint(job.model)
-        job_id = self.worker.submit(job, image, mask, preview_every=preview_every)
+        extra = {"inputs": dict(inputs)} if inputs else {}  # workers of other kinds take no named inputs
+        job_id = self.worker.submit(job, image, mask, preview_every=preview_every, **extra)
         # The worker made its own read-only copies; keep those (no second copy of a large photo).
         request = self.worker.request(job_id)
         self._submitted[job_id] = Submitted(
@@ -223,6 +257,7 @@ class GenerationController(QObject):
             derived_from,
             rerun_of,
             self._document_serial,
+            dict(getattr(request, "inputs", None) or inputs or {}),
         )
         return job_id
 
@@ -284,6 +319,7 @@ class GenerationController(QObject):
                 mask=submitted.mask,
                 derived_from=submitted.derived_from,
                 rerun_of=submitted.rerun_of,
+                inputs=submitted.inputs,
             )
             for i in range(len(result.images))
         ]
@@ -399,6 +435,8 @@ class GenerationController(QObject):
             derived_from=candidate.derived_from,
             layer=layer,
         )
+        for name, pixels in candidate.inputs.items():  # the reference image: what replay needs to re-create it
+            inputs[name] = TiledArray.capture(pixels)
         entry = self.recorder.push(AddLayerCommand(doc, layer, text=f"Apply “{layer.name}”"), annotation)
         if entry is not None:
             entry.inputs = inputs
@@ -410,7 +448,12 @@ class GenerationController(QObject):
         """Run the candidate's job again on the same input with new seeds."""
         job = candidate.result.job.replace(seed=None)
         return self.submit(
-            job, candidate.image, candidate.mask, derived_from=candidate.derived_from, rerun_of=candidate.rerun_of
+            job,
+            candidate.image,
+            candidate.mask,
+            derived_from=candidate.derived_from,
+            rerun_of=candidate.rerun_of,
+            inputs=candidate.inputs,
         )
 
     def _on_discarded(self, candidate: Candidate) -> None:
@@ -444,6 +487,9 @@ class GenerationController(QObject):
         entry = self.recorder.history[entry_id]
         job = self._entry_record(entry).submitted_job
         self.panel.load_job(job)
+        reference = entry.inputs.get(REFERENCE_INPUT)
+        if reference is not None:  # the reference image is pixels, kept with the entry's inputs
+            self.panel.addons.set_reference(reference.to_array(), f"the reference of #{entry.id}")
         self.message_bar.show_info(f"Loaded the parameters of #{entry.id}; the seed {job.seed} is locked.")
         return job
 
@@ -461,6 +507,7 @@ class GenerationController(QObject):
         sampler = overrides.get("scheduler")
         if sampler is not None and sampler not in scheduler_names():
             overrides.pop("scheduler")
+        missing = self._find_addons(overrides)
         job = self.panel.job().replace(**overrides)
         self.panel.load_job(job, lock_seed="seed" in overrides or self.panel.seed_locked)
         note = (
@@ -468,8 +515,31 @@ class GenerationController(QObject):
             if sampler and "scheduler" not in overrides
             else ""
         )
+        if missing:
+            note += f" Not found in your LoRA and embeddings folders: {', '.join(missing)}."
         self.message_bar.show_info(f"Loaded the image's parameters into Generate.{note}")
         return job
+
+    def _find_addons(self, overrides: dict[str, Any]) -> list[str]:
+        """Parameters name LoRAs and embeddings (A1111's <lora:name:weight>): find their files in the lists the
+        panel shows; hub references are kept as they are. Returns the names not found (left out)."""
+        missing: list[str] = []
+        for key, choices in (
+            ("loras", self.panel.addons.lora_choices()),
+            ("embeddings", self.panel.addons.embedding_choices()),
+        ):
+            if key not in overrides:
+                continue
+            by_name = {choice.name: choice.reference for choice in choices}
+            found = []
+            for name, value in overrides[key]:
+                reference = by_name.get(name) or (name if addon_files.HUB_REFERENCE.match(name) else None)
+                if reference is None:
+                    missing.append(name)
+                else:
+                    found.append((reference, value))
+            overrides[key] = tuple(found)
+        return missing
 
     def rerun(self, entry_id: int) -> int:
         """Run an entry's job again with a new seed, on the same input it had."""
@@ -478,12 +548,14 @@ class GenerationController(QObject):
         image_tiles, mask_tiles = entry.inputs.get("image"), entry.inputs.get("mask")
         if image_tiles is None or mask_tiles is None:
             raise BadInputError(f"Entry #{entry.id} has no recorded input; use its parameters on the current image.")
+        named = {name: tiles.to_array() for name, tiles in entry.inputs.items() if name not in ("image", "mask")}
         return self.submit(
             job,
             image_tiles.to_array(),
             mask_tiles.to_array(),
             derived_from=entry.derived_from,
             rerun_of=entry.id,
+            inputs=named,
         )
 
     def branch_from(self, entry_id: int) -> None:
@@ -551,6 +623,39 @@ class GenerationController(QObject):
         self.panel.models.set_download_state(None)
         self.message_bar.show_info(f"The download of {repo_id} was cancelled; it resumes where it stopped next time.")
 
+    def _layer_pixels(self, layer_id: str) -> np.ndarray | None:
+        try:
+            return self.document.layer(layer_id).pixels.copy()
+        except KeyError:
+            return None
+
+    def start_addon_download(self, reference: str) -> None:
+        """Download an add-on the panel offered (its size and licence were shown beside the button)."""
+        if self.addon_downloader.start(reference):
+            self.message_bar.show_info(
+                f"Downloading {reference}…", [("Cancel", lambda: self.addon_downloader.cancel(reference))]
+            )
+
+    def _on_addon_download_progress(self, progress: DownloadProgress) -> None:
+        if progress.total_bytes:
+            self.panel.set_status(
+                f"Downloading {addon_name(progress.repo_id)}: "
+                f"{progress.done_bytes / 1e9:.2f} / {progress.total_bytes / 1e9:.2f} GB"
+            )
+
+    def _on_addon_download_finished(self, reference: str, _path: str) -> None:
+        self.panel.addons.installed_changed()
+        self.panel.set_status("")
+        self.message_bar.show_info(f"{reference} is downloaded and ready to use.")
+
+    def _on_download_failed_message(self, _reference: str, message: str) -> None:
+        self.panel.set_status("")
+        self.message_bar.show_error(message)
+
+    def _on_download_cancelled_message(self, reference: str) -> None:
+        self.panel.set_status("")
+        self.message_bar.show_info(f"The download of {reference} was cancelled; it resumes where it stopped next time.")
+
     # ---- lifetime -----------------------------------------------------------------------------------
     def window_shown(self) -> None:
         """The window appeared for the first time: load the engine shortly, before the first job needs it."""
@@ -565,6 +670,7 @@ class GenerationController(QObject):
     def shutdown(self) -> bool:
         """Cancel downloads and jobs and stop the worker (bounded wait); safe to call more than once."""
         self.downloader.cancel_all()
+        self.addon_downloader.cancel_all()
         self.end_preview()
         if not self.owns_worker:
             self.worker.cancel_all()

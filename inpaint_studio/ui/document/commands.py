@@ -304,3 +304,26 @@ class FlattenCommand(_LayerListSnapshot):
 
     def _apply(self) -> None:
         self.document.flatten_all()
+
+
+class ResizeDocumentCommand(QUndoCommand):
+    """Give the document another size with new layers and mask (an upscale); undo brings the previous ones back.
+
+    Both states are kept by reference (the Layer objects and the mask arrays): no pixel copies beyond the new
+    layers themselves.
+    """
+
+    def __init__(
+        self, document: Document, size: tuple[int, int], layers: list[Layer], mask: np.ndarray, text: str
+    ) -> None:
+        super().__init__(text)
+        self.document = document
+        self.before = (document.width, document.height, list(document.layers), document.mask, document.active_layer_id)
+        active = layers[-1].id if layers else None
+        self.after = (size[0], size[1], list(layers), mask, active)
+
+    def redo(self) -> None:
+        self.document.resize_to(*self.after)
+
+    def undo(self) -> None:
+        self.document.resize_to(*self.before)

@@ -40,6 +40,7 @@ from inpaint_studio.ui.document.commands import (
     RegionCommand,
     RemoveLayerCommand,
     RenameLayerCommand,
+    ResizeDocumentCommand,
     SetLayerOpacityCommand,
     SetLayerVisibleCommand,
 )
@@ -78,13 +79,23 @@ class RestoreStateCommand(QUndoCommand):
         self.after_layers: list[Layer] | None = None
         self.after_mask = snapshot.mask.to_array()
 
+        self.before_size = (document.width, document.height)
+
     def redo(self) -> None:
         if self.after_layers is None:
             self.after_layers = self.snapshot.to_layers()
+        if (self.snapshot.width, self.snapshot.height) != (self.document.width, self.document.height):
+            # A state of another size (before or after an upscale): the document takes that size again.
+            size = (self.snapshot.width, self.snapshot.height)
+            self.document.resize_to(*size, self.after_layers, self.after_mask.copy(), self.snapshot.active_layer_id)
+            return
         self.document.set_layers(self.after_layers, self.snapshot.active_layer_id)
         self.document.set_mask(self.after_mask)
 
     def undo(self) -> None:
+        if self.before_size != (self.document.width, self.document.height):
+            self.document.resize_to(*self.before_size, self.before_layers, self.before_mask, self.before_active)
+            return
         self.document.set_layers(self.before_layers, self.before_active)
         self.document.set_mask(self.before_mask)
 
@@ -93,7 +104,7 @@ def command_kind_and_hints(command: QUndoCommand) -> tuple[str, Hints | None]:
     """The history kind of a command and what it changed (None: unknown, compare everything)."""
     if isinstance(command, RegionCommand):
         return ("mask" if command.target == MASK else "paint"), {command.target: command.rect}
-    if isinstance(command, RestoreStateCommand):
+    if isinstance(command, RestoreStateCommand | ResizeDocumentCommand):
         return "layer", None
     if isinstance(command, _NO_PIXEL_CHANGE + _NEW_LAYER):
         return "layer", {}

@@ -11,6 +11,14 @@ callable it is.
 Why a facade instead of moving EngineWorker itself into the thread: the queue, the job ids and the
 signals the panels connect to must be usable synchronously from the UI thread, while the engine must only
 ever be touched from the worker thread; splitting the two objects makes that rule structural.
+
+Besides jobs, the engine thread runs `EngineTask`s: other work that needs the Engine (upscaling, the live
+preview while painting). `submit_task()` queues one; its events (`TaskStarted`, `TaskProgress`,
+`TaskFinished`, `TaskFailed`, `TaskCancelled`) come back as their own signals, apart from the jobs'. One thing
+runs on the engine thread at a time, in this order of priority: queued jobs, queued tasks, then the latest
+"latest only" task (a preview): a newer preview replaces a waiting one and cancels a running one, and any job
+or other task submitted while a preview runs cancels it, so a preview never delays real work by more than one
+denoising step.
 """
 
 from __future__ import annotations
@@ -23,15 +31,15 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from inpaint_studio.core.errors import EngineError, InpaintStudioError
+from inpaint_studio.core.errors import CancelledError, EngineError, InpaintStudioError
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.engine.events import (
     CancelToken,
@@ -92,6 +100,57 @@ class JobRequest:
     cancel: CancelToken
     preview_every: int = 0
     submitted: float = 0.0
+    # Named input images beside image and mask (e.g. "reference", the IP-Adapter's): read-only copies; the
+    # engine gets each as the keyword argument "<name>_image".
+    inputs: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EngineTask:
+    """Work for the engine thread that is not an InpaintJob (see the module docstring).
+
+    `work(engine, report, cancel)` runs in the engine thread; `report(value)` sends a TaskProgress, `cancel`
+    is the task's CancelToken (raise CancelledError or return early when it is set). Its return value arrives
+    in TaskFinished; an InpaintStudioError becomes TaskFailed with its sentence (CancelledError: TaskCancelled).
+    """
+
+    task_id: int
+    label: str  # what it does, for messages: "upscaling x4"
+    work: Callable[[Any, Callable[[Any], None], CancelToken], Any]
+    cancel: CancelToken
+    latest_only: bool = False  # a preview: replaced by a newer one, cancelled by any other work
+
+
+@dataclass(frozen=True)
+class TaskStarted:
+    task_id: int
+    label: str
+
+
+@dataclass(frozen=True)
+class TaskProgress:
+    task_id: int
+    value: Any
+
+
+@dataclass(frozen=True)
+class TaskFinished:
+    task_id: int
+    result: Any
+
+
+@dataclass(frozen=True)
+class TaskFailed:
+    task_id: int
+    message: str
+
+
+@dataclass(frozen=True)
+class TaskCancelled:
+    task_id: int
+
+
+TaskEvent = TaskStarted | TaskProgress | TaskFinished | TaskFailed | TaskCancelled
 
 
 @dataclass(frozen=True)
@@ -147,6 +206,8 @@ class _EngineHost(QObject):
 
     event = Signal(object)  # EngineEvent
     done = Signal(int)  # job id: the worker is free again
+    task_event = Signal(object)  # TaskEvent
+    task_done = Signal(int)  # task id: the worker is free again
     loading = Signal()
     ready = Signal(object)  # EngineInfo
     load_failed = Signal(str)
@@ -231,6 +292,7 @@ class _EngineHost(QObject):
                 self.event.emit(JobFailed(request.job_id, str(error), error))
                 return
             try:
+                named = {f"{name}_image": pixels for name, pixels in request.inputs.items()}
                 engine.run(
                     request.job,
                     request.image,
@@ -239,6 +301,7 @@ class _EngineHost(QObject):
                     cancel=request.cancel,
                     job_id=request.job_id,
                     preview_every=request.preview_every,
+                    **named,
                 )
             except InpaintStudioError:
                 pass  # the engine already emitted JobFailed / JobCancelled for it
@@ -248,6 +311,45 @@ class _EngineHost(QObject):
                 self.event.emit(JobFailed(request.job_id, str(error), error))
         finally:
             self.done.emit(request.job_id)
+
+    @Slot(object)
+    def run_task(self, task: EngineTask) -> None:
+        try:
+            if task.cancel.cancelled:
+                self.task_event.emit(TaskCancelled(task.task_id))
+                return
+            try:
+                engine = self._ensure_engine()
+            except Exception as exc:
+                log.exception("engine start-up failed")
+                message = (
+                    f"The engine could not start for {task.label} ({type(exc).__name__}); reinstall the application."
+                )
+                self.task_event.emit(TaskFailed(task.task_id, message))
+                return
+            self.task_event.emit(TaskStarted(task.task_id, task.label))
+
+            def report(value: Any) -> None:
+                self.task_event.emit(TaskProgress(task.task_id, value))
+
+            try:
+                result = task.work(engine, report, task.cancel)
+            except CancelledError:
+                self.task_event.emit(TaskCancelled(task.task_id))
+            except InpaintStudioError as exc:
+                self.task_event.emit(TaskFailed(task.task_id, str(exc)))
+            except Exception as exc:  # the worker must survive anything a task does
+                log.exception("task %s (%s) failed", task.task_id, task.label)
+                what = f"{type(exc).__name__}: {str(exc)[:120]}"
+                message = f"{task.label.capitalize()} failed unexpectedly ({what}); try again."
+                self.task_event.emit(TaskFailed(task.task_id, message))
+            else:
+                if task.cancel.cancelled:
+                    self.task_event.emit(TaskCancelled(task.task_id))
+                else:
+                    self.task_event.emit(TaskFinished(task.task_id, result))
+        finally:
+            self.task_done.emit(task.task_id)
 
     @Slot(str)
     def allow_unsafe(self, path: str) -> None:
@@ -302,9 +404,16 @@ class EngineWorker(QObject):
     job_stalled = Signal(int, float)  # job id, seconds without any event: it may be stuck
     job_resumed = Signal(int)  # a stalled job reported progress again
     job_abandoned = Signal(int)  # a stalled job ignored cancel: its thread was given up, a fresh one serves
+    task_started = Signal(object)  # TaskStarted
+    task_progress = Signal(object)  # TaskProgress
+    task_finished = Signal(object)  # TaskFinished
+    task_failed = Signal(object)  # TaskFailed
+    task_cancelled = Signal(object)  # TaskCancelled
+    task_done = Signal(int)  # a task left the worker (whatever its outcome)
 
     # Private: queued calls into the worker thread.
     _run = Signal(object)
+    _run_task = Signal(object)
     _warm = Signal()
     _release = Signal()
     _stop = Signal()
@@ -328,6 +437,9 @@ class EngineWorker(QObject):
         self._ids = itertools.count(1)
         self._pending: deque[JobRequest] = deque()
         self._current: JobRequest | None = None
+        self._tasks: deque[EngineTask] = deque()  # queued tasks, in order
+        self._latest: EngineTask | None = None  # the waiting "latest only" task (a preview)
+        self._current_task: EngineTask | None = None
         self._closing = False
         self.engine_info: EngineInfo | None = None
         self.engine_state = "idle"  # idle | loading | ready | failed
@@ -349,12 +461,15 @@ class EngineWorker(QObject):
         host = _EngineHost(self._factory, self._torch_threads, frozenset(self._allowed_unsafe))
         host.moveToThread(thread)
         self._run.connect(host.run)
+        self._run_task.connect(host.run_task)
         self._allow.connect(host.allow_unsafe)
         self._warm.connect(host.warm_up)
         self._release.connect(host.release)
         self._stop.connect(host.stop)
         host.event.connect(self._on_event)
         host.done.connect(self._on_done)
+        host.task_event.connect(self._on_task_event)
+        host.task_done.connect(self._on_task_done)
         host.loading.connect(self._on_loading)
         host.ready.connect(self._on_ready)
         host.load_failed.connect(self._on_load_failed)
@@ -368,6 +483,9 @@ class EngineWorker(QObject):
             self._stop.emit()  # queued behind the stuck call: frees its model and ends it, if it ever returns
         for signal, slot in (
             (self._run, host.run),
+            (self._run_task, host.run_task),
+            (host.task_event, self._on_task_event),
+            (host.task_done, self._on_task_done),
             (self._warm, host.warm_up),
             (self._release, host.release),
             (self._stop, host.stop),
@@ -442,9 +560,16 @@ class EngineWorker(QObject):
             self._release.emit()
 
     def submit(
-        self, job: InpaintJob, image: Image.Image | np.ndarray, mask: np.ndarray, *, preview_every: int = 0
+        self,
+        job: InpaintJob,
+        image: Image.Image | np.ndarray,
+        mask: np.ndarray,
+        *,
+        preview_every: int = 0,
+        inputs: Mapping[str, Image.Image | np.ndarray] | None = None,
     ) -> int:
-        """Queue a job; returns its id at once. The image and mask are copied now, on the calling thread.
+        """Queue a job; returns its id at once. The image and mask are copied now, on the calling thread, and so
+        are the named `inputs` (e.g. {"reference": pixels}: the IP-Adapter's reference image).
 
         Queueing several jobs on the same picture keeps one copy: a request equal to the latest queued (or
         running) one shares its read-only arrays (20 queued jobs on a 24 MP photo would otherwise hold 2 GB).
@@ -465,8 +590,10 @@ class EngineWorker(QObject):
             cancel=CancelToken(),
             preview_every=int(preview_every),
             submitted=time.monotonic(),
+            inputs={name: as_image_array(value) for name, value in (inputs or {}).items()},
         )
         was_busy = self.is_busy
+        self._cancel_running_preview()
         self._pending.append(request)
         queued = JobQueued(request.job_id, job, len(self._pending) - 1 + (1 if self._current else 0))
         self.job_queued.emit(queued)
@@ -518,6 +645,63 @@ class EngineWorker(QObject):
             self.cancel_queued(job_id)
         self.cancel_current()
 
+    # ---- tasks (UI thread) ----------------------------------------------------------------------------
+    def submit_task(
+        self,
+        label: str,
+        work: Callable[[Any, Callable[[Any], None], CancelToken], Any],
+        *,
+        latest_only: bool = False,
+    ) -> int:
+        """Queue work for the engine thread (see EngineTask); returns its id at once.
+
+        `latest_only` (a preview): it replaces a waiting one and cancels a running one (which then reports
+        TaskCancelled); it runs only when no job or other task waits."""
+        if self._closing:
+            raise RuntimeError("the worker is shut down")
+        task = EngineTask(next(self._ids), label, work, CancelToken(), latest_only)
+        self._cancel_running_preview()
+        if latest_only:
+            replaced, self._latest = self._latest, task
+            if replaced is not None:
+                self._emit_task(TaskCancelled(replaced.task_id))
+                self.task_done.emit(replaced.task_id)
+        else:
+            self._tasks.append(task)
+        self._dispatch()
+        return task.task_id
+
+    def cancel_task(self, task_id: int) -> bool:
+        """Cancel a task wherever it is (running: at its next check; waiting: at once). False when unknown."""
+        current = self._current_task
+        if current is not None and current.task_id == task_id:
+            current.cancel.cancel()
+            return True
+        for task in list(self._tasks):
+            if task.task_id == task_id:
+                self._tasks.remove(task)
+                self._emit_task(TaskCancelled(task_id))
+                self.task_done.emit(task_id)
+                return True
+        if self._latest is not None and self._latest.task_id == task_id:
+            self._latest = None
+            self._emit_task(TaskCancelled(task_id))
+            self.task_done.emit(task_id)
+            return True
+        return False
+
+    @property
+    def current_task_id(self) -> int | None:
+        return self._current_task.task_id if self._current_task else None
+
+    def pending_task_ids(self) -> list[int]:
+        waiting = [task.task_id for task in self._tasks]
+        return waiting + ([self._latest.task_id] if self._latest is not None else [])
+
+    def _cancel_running_preview(self) -> None:
+        if self._current_task is not None and self._current_task.latest_only:
+            self._current_task.cancel.cancel()
+
     def shutdown(self, timeout_s: float = 3.0) -> bool:
         """Cancel everything, free the model and stop the thread, waiting at most `timeout_s`.
 
@@ -529,6 +713,10 @@ class EngineWorker(QObject):
         self._closing = True
         self.watchdog.stop()
         self.cancel_all()
+        for task_id in self.pending_task_ids():
+            self.cancel_task(task_id)
+        if self._current_task is not None:
+            self._current_task.cancel.cancel()
         if not self._started:
             return True
         self._stop.emit()
@@ -576,13 +764,43 @@ class EngineWorker(QObject):
 
     # ---- internals (UI thread) ------------------------------------------------------------------------
     def _dispatch(self) -> None:
-        if self._current is not None or not self._pending or self._closing:
+        if self._current is not None or self._current_task is not None or self._closing:
             return
-        self._ensure_started()
-        self._current = self._pending.popleft()
-        self.watchdog.watch(self._current.job_id)
-        self.queue_changed.emit()
-        self._run.emit(self._current)
+        if self._pending:
+            self._ensure_started()
+            self._current = self._pending.popleft()
+            self.watchdog.watch(self._current.job_id)
+            self.queue_changed.emit()
+            self._run.emit(self._current)
+            return
+        task = self._tasks.popleft() if self._tasks else None
+        if task is None and self._latest is not None:
+            task, self._latest = self._latest, None
+        if task is not None:
+            self._ensure_started()
+            self._current_task = task
+            self._run_task.emit(task)
+
+    def _emit_task(self, event: TaskEvent) -> None:
+        signal = {
+            TaskStarted: self.task_started,
+            TaskProgress: self.task_progress,
+            TaskFinished: self.task_finished,
+            TaskFailed: self.task_failed,
+            TaskCancelled: self.task_cancelled,
+        }[type(event)]
+        signal.emit(event)
+
+    @Slot(object)
+    def _on_task_event(self, event: TaskEvent) -> None:
+        self._emit_task(event)
+
+    @Slot(int)
+    def _on_task_done(self, task_id: int) -> None:
+        if self._current_task is not None and self._current_task.task_id == task_id:
+            self._current_task = None
+        self.task_done.emit(task_id)
+        self._dispatch()
 
     def _emit(self, event: EngineEvent) -> None:
         if isinstance(event, JobProgress):

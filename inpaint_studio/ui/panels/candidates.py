@@ -7,6 +7,7 @@ re-runs on exactly that input, and so applying it can tell which pixels the job 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +44,7 @@ class Candidate:
     mask: np.ndarray  # the job's input mask
     derived_from: tuple[int, ...] = ()  # history ids of result layers the input was built on
     rerun_of: int | None = None  # history entry this job re-ran, if any
+    inputs: Mapping[str, np.ndarray] = field(default_factory=dict)  # named input images ("reference")
     key: int = field(default_factory=lambda: next(_keys))
     applied_entry: int | None = None  # history id once applied
 

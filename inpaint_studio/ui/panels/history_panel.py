@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from inpaint_studio.core.history import History, HistoryEntry
 from inpaint_studio.core.jobspec import Area
+from inpaint_studio.core.parameters import addon_name
 from inpaint_studio.core.record import GenerationRecord, record_of
 from inpaint_studio.ui import qt_images
 from inpaint_studio.ui.document.history_recorder import HistoryRecorder
@@ -85,6 +86,42 @@ def generation_fields(record: GenerationRecord) -> list[tuple[str, str]]:
     rows.append(("Preserve unmasked", "yes" if job.preserve_unmasked else "no"))
     if classical:
         rows.append(("Fill method", str(record.extra.get("classical_method", job.effective_classical_method.value))))
+    else:
+        rows.extend(addon_fields(record))
+    return rows
+
+
+def addon_fields(record: GenerationRecord) -> list[tuple[str, str]]:
+    """Rows for the add-ons a generation used: LoRAs with weights (A1111's tags), embeddings, the reference."""
+    job, rows = record.job, []
+    if job.fast != "off":
+        rows.append(("Fast mode", job.fast))
+    if job.loras:
+        rows.append(("LoRAs", " ".join(f"<lora:{addon_name(ref)}:{weight:g}>" for ref, weight in job.loras)))
+    if job.embeddings:
+        rows.append(("Embeddings", ", ".join(token or addon_name(ref) for ref, token in job.embeddings)))
+    if job.ip_adapter:
+        where = ", inside the mask" if job.ip_adapter_masked else ""
+        rows.append(("Reference", f"{addon_name(job.ip_adapter)} at {job.ip_adapter_scale:g}{where}"))
+    if job.speed.preset != "default":
+        rows.append(("Speed", job.speed.preset))
+    return rows
+
+
+def upscale_fields(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """Rows for an upscale entry (engine/upscale.py's record)."""
+    job = params.get("upscale") if isinstance(params.get("upscale"), dict) else {}
+    extra = params.get("extra") if isinstance(params.get("extra"), dict) else {}
+    size = params.get("size")
+    rows = [
+        ("Upscaler", addon_name(str(job.get("model", "")))),
+        ("Factor", f"x{job.get('scale', '?')}"),
+        ("Network", f"{extra.get('architecture', '?')} x{extra.get('model_scale', '?')}"),
+    ]
+    if isinstance(size, list) and len(size) == 2:
+        rows.append(("New size", f"{size[0]} × {size[1]} px"))
+    rows.append(("Tiles", f"{job.get('tile')} px" if job.get("tile") else "whole image"))
+    rows.append(("Device", str(extra.get("device_name") or params.get("device", ""))))
     return rows
 
 
@@ -311,6 +348,8 @@ class HistoryPanel(QWidget):
             rows.append(("Started from result", ", ".join(f"#{i}" for i in entry.derived_from)))
         if record is not None:
             rows.extend(generation_fields(record))
+        elif entry.kind == "upscale":
+            rows.extend(upscale_fields(entry.params))
         body = "".join(
             f"<tr><td style='color:#9a9aa0;padding-right:8px'>{html.escape(k)}</td>"
             f"<td>{html.escape(v) or '<i>empty</i>'}</td></tr>"

@@ -130,6 +130,7 @@ MENUS: dict[str, tuple[str | None, ...]] = {
         "quit",
     ),
     "&Edit": ("undo", "redo", None, "copy_image", "paste"),
+    "&Image": ("upscale", "upscale_x2", "upscale_x4"),  # the upscale controller's actions
     "&View": ("zoom_in", "zoom_out", "fit", "actual", None, "toggle_mask", "compare", None, "@panels"),
     "&Tools": (*TOOLS, None, "eraser", "swap_erase", "size_up", "size_down", "harder", "softer", "paint_color"),
     "&Mask": (

@@ -4,6 +4,7 @@
       -> GenerationController (Generate panel on a GenerationSettings model, Results, History, engine worker)
       -> ProjectController (save/open, title) -> AutosaveScheduler, MemoryBudget
       -> FileActions (open/paste/drop/export), MaskActions (the Mask menu)
+      -> UpscaleController (Image > Upscale), PaintPreview (the preview while painting)
 
 The generation panels are docked here too. Tests pass `EngineOptions` to share one engine worker between
 windows instead of starting a thread (and loading torch) per window.
@@ -20,7 +21,9 @@ from inpaint_studio.ui.context import StudioContext
 from inpaint_studio.ui.controllers.autosave import AutosaveScheduler
 from inpaint_studio.ui.controllers.generation import WARM_UP_DELAY_MS, GenerationController
 from inpaint_studio.ui.controllers.memory_budget import MemoryBudget
+from inpaint_studio.ui.controllers.paint_preview import PaintPreview
 from inpaint_studio.ui.controllers.projects import ProjectController
+from inpaint_studio.ui.controllers.upscale import UpscaleController
 from inpaint_studio.ui.engine_thread.worker import EngineWorker
 from inpaint_studio.ui.settings import load_generation_settings, load_user_models, remember_generation_settings
 from inpaint_studio.ui.window.files import FileActions
@@ -47,6 +50,8 @@ class Controllers:
     memory: MemoryBudget
     files: FileActions
     masks: MaskActions
+    upscale: UpscaleController
+    paint_preview: PaintPreview
 
 
 def compose(window: MainWindow, ctx: StudioContext, engine: EngineOptions) -> Controllers:
@@ -65,7 +70,9 @@ def compose(window: MainWindow, ctx: StudioContext, engine: EngineOptions) -> Co
     autosave = AutosaveScheduler(ctx, projects)
     memory = MemoryBudget(ctx, generation)
     files = FileActions(ctx, window, generation, projects)
-    return Controllers(generation, projects, autosave, memory, files, MaskActions(ctx))
+    upscale = UpscaleController(ctx, worker, generation.recorder)
+    paint_preview = PaintPreview(ctx, settings_model, worker, generation.panel, generation.named_inputs)
+    return Controllers(generation, projects, autosave, memory, files, MaskActions(ctx), upscale, paint_preview)
 
 
 def _dock_generation_panels(window: MainWindow, generation: GenerationController) -> None:

@@ -43,7 +43,7 @@ UNDO_LIMIT = 300  # strokes store only their bounding box, so this is a generous
 ENGINE_PLACEHOLDER = "Engine: not loaded"
 MIN_BRUSH_ON_SCREEN = 24  # logical pixels
 # Actions that need an image to act on.
-_NEED_IMAGE = ("mask_", "layer_", "export_", "tool_", "save_")
+_NEED_IMAGE = ("mask_", "layer_", "export_", "tool_", "save_", "upscale")
 _NEED_IMAGE_NAMES = ("copy_image", "load_mask", "fit", "actual", "zoom_in", "zoom_out", "compare")
 
 
@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         parts = compose(self, self.ctx, engine or EngineOptions())
         self.generation, self.projects, self.autosave = parts.generation, parts.projects, parts.autosave
         self.memory, self.files, self.masks = parts.memory, parts.files, parts.masks
+        self.upscaler, self.paint_preview = parts.upscale, parts.paint_preview
 
         actions.create_actions(self)
         self._recent_menu = QMenu("Open &Recent", self)
@@ -107,6 +108,7 @@ class MainWindow(QMainWindow):
 
         self._undo_stack.cleanChanged.connect(self.projects.update_title)
         self._document.reset.connect(self._on_document_reset)
+        self._document.resized.connect(self._on_document_reset)  # the size label (an upscale)
         self._document.layers_changed.connect(self._update_enabled)
         self._canvas.zoom_changed.connect(self._on_zoom_changed)
         self._canvas.cursor_moved.connect(self._on_cursor_moved)

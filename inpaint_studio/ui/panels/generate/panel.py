@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QFrame,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -34,14 +35,17 @@ from PySide6.QtWidgets import (
 )
 
 from inpaint_studio.core.generation_settings import ALL, GenerationSettings, get_path, job_field_paths
-from inpaint_studio.core.jobspec import MAX_SEED, MAX_STEPS, MAX_VARIANTS, Area, ClassicalMethod, InpaintJob
+from inpaint_studio.core.jobspec import MAX_SEED, MAX_STEPS, MAX_VARIANTS, OFF, Area, ClassicalMethod, InpaintJob
 from inpaint_studio.core.user_models import UserModels
 from inpaint_studio.engine.schedulers import scheduler_names
 from inpaint_studio.ui import bindings, icons, qt_images
 from inpaint_studio.ui.background import BackgroundRunner
+from inpaint_studio.ui.panels.generate.addons import AddonsBox
 from inpaint_studio.ui.panels.generate.model_picker import ModelPicker
+from inpaint_studio.ui.settings import AppSettings
 
 PREVIEW_SIDE = 112
+PAINT_PREVIEW_SIDE = 160
 
 _METHOD_LABELS = {
     ClassicalMethod.AUTO: "Automatic",
@@ -67,6 +71,14 @@ _SHOWN = {
     "preserve_unmasked",
     "color_match",
     "classical_method",
+    # the add-ons box (ui/panels/generate/addons.py)
+    "fast",
+    "loras",
+    "embeddings",
+    "ip_adapter",
+    "ip_adapter_scale",
+    "ip_adapter_masked",
+    "speed.preset",
 }
 
 
@@ -92,9 +104,13 @@ class GeneratePanel(QWidget):
         user_models: UserModels,
         runner: BackgroundRunner,
         parent: QWidget | None = None,
+        *,
+        app_settings: AppSettings | None = None,
     ) -> None:
+        """`app_settings`: where the LoRA / embeddings folders are kept (None: no folders, the cache only)."""
         super().__init__(parent)
         self.model = model
+        self._app_settings = app_settings
         self._build(user_models, runner)
         self._bind()
         model.subscribe(self._on_model_changed)
@@ -205,6 +221,14 @@ class GeneratePanel(QWidget):
         self._form = form
         layout.addLayout(form)
 
+        # Add-ons: fast mode, LoRAs, embeddings, the IP-Adapter's reference, the speed preset.
+        self.addons_group = QGroupBox("Add-ons", body)
+        group_layout = QVBoxLayout(self.addons_group)
+        group_layout.setContentsMargins(6, 6, 6, 6)
+        self.addons = AddonsBox(self.model, runner, self._app_settings, self.addons_group)
+        group_layout.addWidget(self.addons)
+        layout.addWidget(self.addons_group)
+
         # Settings without a widget (loaded from a history entry, a project or a recipe): shown, resettable.
         extras = QHBoxLayout()
         self.extras_label = QLabel(body)
@@ -244,6 +268,12 @@ class GeneratePanel(QWidget):
         self.preview_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview_label.setMinimumHeight(0)
         footer_layout.addWidget(self.preview_label)
+        # The preview while painting (ui/controllers/paint_preview.py): the masked area, a few steps.
+        self.paint_preview_label = QLabel(footer)
+        self.paint_preview_label.setObjectName("paint_preview")
+        self.paint_preview_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.paint_preview_label.setVisible(False)
+        footer_layout.addWidget(self.paint_preview_label)
         outer.addWidget(footer)
         layout.addStretch(1)
         self.set_running(False, 0)
@@ -318,7 +348,9 @@ class GeneratePanel(QWidget):
             self.seed_edit.setToolTip(
                 "This seed is used for every run" if locked else "The seed of the last run; lock it to reuse it"
             )
-        if path in ("model", "area", "classical_method", ALL):
+        if path in ("model", ALL):
+            self.addons.set_model_family(self.models.current_choice().family if self.models.choices() else None)
+        if path in ("model", "area", "classical_method", "fast", ALL):
             self._update_enabled()
         self._show_hidden_settings()
 
@@ -352,6 +384,12 @@ class GeneratePanel(QWidget):
             self.padding_spin.setEnabled(self.model.job.area is Area.MASKED)
         self.method_combo.setEnabled(classic)
         self._form.setRowVisible(self.method_combo, classic)
+        self.addons_group.setEnabled(not classic)
+        if not classic and self.model.job.fast != OFF:
+            self.scheduler_combo.setEnabled(False)  # fast mode uses its own sampler
+            self.scheduler_combo.setToolTip("Fast mode uses the sampler its LoRA needs")
+        else:
+            self.scheduler_combo.setToolTip("")
 
     # ---- run state ----------------------------------------------------------------------------------
     def set_running(self, running: bool, queued: int) -> None:
@@ -373,6 +411,16 @@ class GeneratePanel(QWidget):
 
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)
+
+    def set_paint_preview(self, rgb: np.ndarray | None, caption: str = "") -> None:
+        """The latest preview of the masked area while painting (None hides it)."""
+        if rgb is None:
+            self.paint_preview_label.clear()
+            self.paint_preview_label.setVisible(False)
+            return
+        self.paint_preview_label.setPixmap(qt_images.thumbnail_pixmap(rgb[..., :3], PAINT_PREVIEW_SIDE))
+        self.paint_preview_label.setToolTip(caption)
+        self.paint_preview_label.setVisible(True)
 
     def set_preview(self, rgb: np.ndarray | None) -> None:
         if rgb is None:
