@@ -1,6 +1,6 @@
 """The Generate panel's state without Qt: the job it describes plus the panel's own switches.
 
-One shape for one fact. The panel's widgets bind to fields of this model (ui/panels/generate/bindings.py);
+One shape for one fact. The panel's widgets bind to fields of this model (ui/bindings.py);
 the studio's settings, projects and "Use these parameters" store and load this model, never the widgets.
 So every job field, also those the panel has no widget for (task, ControlNet, refiner, speed, ...),
 survives restarting the app, reopening a project and re-using an entry's parameters.
