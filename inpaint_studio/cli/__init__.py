@@ -19,12 +19,12 @@ from pathlib import Path
 from inpaint_studio import __version__
 from inpaint_studio.core.errors import BadInputError, CancelledError, InpaintStudioError
 
-SUBCOMMANDS = ("inpaint", "chain", "replay", "models", "download", "gui")
+SUBCOMMANDS = ("inpaint", "chain", "replay", "models", "download", "gui", "serve", "batch")
 
 
 def build_parser() -> argparse.ArgumentParser:
     # Each sub-command's module imports its engine parts: loaded here, after the window's fast path.
-    from inpaint_studio.cli import chain, inpaint, models, replay
+    from inpaint_studio.cli import batch, chain, inpaint, models, replay, serve
 
     parser = argparse.ArgumentParser(
         prog="inpaint-studio",
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     gui = sub.add_parser("gui", help="open the studio window (the default)")
     gui.add_argument("images", nargs="*", help="image files to open")
-    for module in (inpaint, chain, replay, models):
+    for module in (inpaint, chain, replay, models, serve, batch):
         module.register(sub)
     return parser
 

@@ -10,6 +10,8 @@ import argparse
 import json
 from typing import Any
 
+from inpaint_studio.cli.common import add_server_access, make_remote_engine
+from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.user_models import UserModels
 from inpaint_studio.engine.catalog import installed_models
 from inpaint_studio.engine.model_list import add_user_model, model_choices
@@ -21,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--json", action="store_true", help="print the list as JSON")
     m.add_argument("--add", metavar="PATH", help="add your own model folder or .safetensors file to the list")
     m.add_argument("--remove", metavar="PATH", help="remove one of your own models from the list")
+    add_server_access(m)
     m.set_defaults(func=run)
     d = sub.add_parser("download", help="download a model from the Hugging Face hub into the local cache")
     d.add_argument("model_id")
@@ -28,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.server:
+        return run_remote(args)
     user_models = UserModels.load()
     if args.add:
         reference = add_user_model(args.add, user_models)  # checks it is a model (configs only)
@@ -50,7 +55,28 @@ def run(args: argparse.Namespace) -> int:
                     "size_gb": round(model.size_gb, 2),
                 }
             )
-    if args.json:
+    return print_rows(rows, as_json=args.json)
+
+
+def run_remote(args: argparse.Namespace) -> int:
+    """`models --server URL`: the models the server can run (its own list, not this computer's)."""
+    if args.add or args.remove:
+        raise BadInputError(
+            "--add and --remove edit this computer's list; on a server, add models with "
+            "`inpaint-studio models --add` there, or start it with `inpaint-studio serve --model PATH`."
+        )
+    engine = make_remote_engine(args)
+    try:
+        rows = engine.models()
+        if not args.json:
+            print(f"Models on {engine.describe()[1]}:")
+    finally:
+        engine.close()
+    return print_rows(rows, as_json=args.json)
+
+
+def print_rows(rows: list[dict[str, Any]], *, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{'installed':<10} {'family':<20} {'size':>8}  id")
