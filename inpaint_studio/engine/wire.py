@@ -84,6 +84,14 @@ ERRORS: dict[str, type[InpaintStudioError]] = {
 }
 
 
+def error_name(error: BaseException | None) -> str:
+    """The error's class as the wire names it: the nearest one a client knows (a subclass travels as its base)."""
+    for cls in type(error).__mro__ if error is not None else ():
+        if ERRORS.get(cls.__name__) is cls:
+            return cls.__name__
+    return EngineError.__name__
+
+
 def cancel_path(server_job: str) -> str:
     return f"{JOBS_PATH}/{server_job}/cancel"
 
@@ -245,8 +253,7 @@ def event_json(event: EngineEvent, *, handoff_blob: bytes | None = None) -> dict
     if isinstance(event, JobCancelled):
         return {"event": "cancelled", "job_id": event.job_id, "message": event.message}
     if isinstance(event, JobFailed):
-        error = type(event.error).__name__ if event.error is not None else "EngineError"
-        return {"event": "failed", "job_id": event.job_id, "message": event.message, "error": error}
+        return {"event": "failed", "job_id": event.job_id, "message": event.message, "error": error_name(event.error)}
     raise TypeError(f"not an engine event: {event!r}")
 
 
@@ -322,4 +329,4 @@ def result_from_json(data: Mapping[str, Any], extra: Mapping[str, Any]) -> Inpai
 
 def error_json(error: InpaintStudioError) -> dict[str, Any]:
     """The body of an error answer (HTTP 4xx/5xx): the same sentence and class as a failed event."""
-    return {"error": type(error).__name__, "message": str(error)}
+    return {"error": error_name(error), "message": str(error)}

@@ -162,7 +162,7 @@ def run_batch(
         batch_size=1,
         batch_format="numpy",
         fn_constructor_kwargs={"job": report.job.to_dict(), "outputs": outputs, "allow_download": allow_download},
-        concurrency=(1, count),
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=count),
         num_cpus=cpus,
         num_gpus=gpus,
         max_restarts=-1,

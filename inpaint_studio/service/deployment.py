@@ -13,7 +13,6 @@ that already has its model loaded when there is one.
 # No `from __future__ import annotations`: FastAPI reads the route methods' annotations as objects.
 import contextlib
 import logging
-import os
 import socket
 from collections.abc import Mapping
 from typing import Any
@@ -120,9 +119,10 @@ class InpaintEngine:
         context = serve.get_replica_context()
         identity = Identity(
             node=socket.gethostname(),
-            replica=str(getattr(context, "replica_tag", "") or os.getpid()),
+            replica=str(context.replica_tag),
             device=device,
             device_name=describe_device(device),
+            actor=context.replica_id.to_full_id_str(),
         )
         allow_download = config.allow_download
 
@@ -131,6 +131,7 @@ class InpaintEngine:
 
         # Set up per replica (the LRU's size is a setting), so wired here rather than as a decorated method.
         self._engines = serve.multiplexed(max_num_models_per_replica=config.models_per_replica)(load)
+        self._loader = load  # Ray Serve keeps the LRU on the undecorated function
         self._board = cancel_board()
         self.jobs = JobService(
             engine_for=self._engines,
@@ -143,7 +144,7 @@ class InpaintEngine:
         )
 
     def _loaded(self) -> list[str]:
-        wrapper = getattr(self._engines, "__serve_multiplex_wrapper", None)
+        wrapper = getattr(self._loader, "__serve_multiplex_wrapper", None)
         return list(getattr(wrapper, "models", {}) or [])
 
     @app.post(wire.JOBS_PATH)

@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -80,10 +80,10 @@ class Identity:
     replica: str
     device: str
     device_name: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    actor: str = ""  # the replica's Ray actor name (health only: operators and tests ray.kill it)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"node": self.node, "replica": self.replica, "version": __version__, **self.extra}
+        return {"node": self.node, "replica": self.replica, "version": __version__}
 
 
 def _error(status: int, error: InpaintStudioError) -> JSONResponse:
@@ -139,6 +139,7 @@ class JobService:
                 "device_name": self.identity.device_name,
                 "node": self.identity.node,
                 "replica": self.identity.replica,
+                "actor": self.identity.actor,
                 "loaded_models": self._loaded_models(),
                 "running": len(self._running) - self._waiting,
                 "waiting": self._waiting,
@@ -197,6 +198,8 @@ class JobService:
         return StreamingResponse(stream, media_type=wire.NDJSON, headers={"Cache-Control": "no-store"})
 
     async def _read_parts(self, request: Request) -> dict[str, bytes]:
+        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            raise BadInputError("The upload is not a multipart job request; update the client.")
         parser = MultiPartParser(
             request.headers,
             limited(request.stream(), self.limits),
@@ -208,7 +211,7 @@ class JobService:
             form = await parser.parse()
         except MultiPartException as exc:
             raise BadInputError(f"The upload is not a valid job request ({exc.message}); update the client.") from exc
-        except AssertionError as exc:  # starlette asserts on a missing boundary
+        except (AssertionError, KeyError) as exc:  # a missing boundary or part header
             raise BadInputError("The upload is not a multipart job request; update the client.") from exc
         parts: dict[str, bytes] = {}
         try:
