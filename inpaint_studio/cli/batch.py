@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError(f"--actors is {args.actors}; use at least 1.")
     if not args.ray_address:  # a missing model fails now, not once per image (a cluster's nodes have their own)
         resolve_model(job.model, allow_download=args.download)
-    plan = plan_batch(images_dir, masks_dir, out_dir, job.variants)
+    plan = plan_batch(images_dir, masks_dir, out_dir, 1 if job.is_classical else job.variants)  # classic: one
     report = BatchReport(out_dir, job, images_dir, masks_dir)
     require_ray()
     import ray

@@ -140,7 +140,6 @@ def run_batch(
 ) -> BatchReport:
     """Run the plan's pairs on the connected Ray cluster, filling `report` as items finish."""
     from ray.data import DataContext
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     report.skipped.extend(plan.skipped)
     report.failed.extend(plan.failed)
@@ -151,11 +150,14 @@ def run_batch(
     count = min(actors or count, len(plan.todo))
     context = DataContext.get_current()
     context.enable_progress_bars = False  # the command draws its own
+    context.enable_operator_progress_bars = False
+    context.print_on_execution_start = False
+    context.execution_options.verbose_progress = False
     context.execution_options.preserve_order = False
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    here = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}  # the driver's node (its folders)
     items = [{"name": p.name, "image_path": str(p.image), "mask_path": str(p.mask)} for p in plan.todo]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
-    dataset = dataset.map(_read, num_cpus=0, scheduling_strategy=here)
+    dataset = dataset.map(_read, num_cpus=0, label_selector=here)
     outputs = {p.name: list(p.outputs) for p in plan.todo}
     dataset = dataset.map_batches(
         EngineActor,
@@ -164,9 +166,7 @@ def run_batch(
         fn_constructor_kwargs={"job": report.job.to_dict(), "outputs": outputs, "allow_download": allow_download},
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=count),
         num_cpus=cpus,
-        num_gpus=gpus,
-        max_restarts=-1,
-        max_task_retries=-1,
+        num_gpus=gpus,  # Ray Data restarts a lost actor and retries its work (max_restarts=-1 by default)
     )
     by_name = {p.name: p for p in plan.todo}
     seen: set[str] = set()
@@ -197,9 +197,14 @@ def _record(report: BatchReport, pair: Pair, row: dict[str, Any]) -> None:
     if reason:
         report.failed.append({"file": pair.name, "reason": reason})
         return
+    made = list(row["outputs"])
+    if len(made) != len(pair.outputs):
+        reason = f"It made {len(made)} image(s) where {len(pair.outputs)} were expected; run it again."
+        report.failed.append({"file": pair.name, "reason": reason})
+        return
     written = []
     try:
-        for name, data in zip(pair.outputs, row["outputs"]):
+        for name, data in zip(pair.outputs, made):
             target = report.out_dir / name
             blob = bytes(data)
             atomic_write(target, lambda fh, blob=blob: fh.write(blob))
