@@ -69,9 +69,11 @@ class EngineActor:
         self.job = InpaintJob.from_dict(job)
         self.outputs = outputs
         self.engine = Engine(allow_download=allow_download)
+        self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        rows: dict[str, list[Any]] = {k: [] for k in ("name", "reason", "outputs", "seed", "duration_s", "device")}
+        keys = ("name", "reason", "outputs", "seed", "duration_s", "device", "node")
+        rows: dict[str, list[Any]] = {k: [] for k in keys}
         for index in range(len(batch["name"])):
             name = str(batch["name"][index])
             item = {key: batch[key][index] for key in batch}
@@ -93,6 +95,7 @@ class EngineActor:
             rows["seed"].append(seed)
             rows["duration_s"].append(round(time.perf_counter() - started, 3))
             rows["device"].append(device)
+            rows["node"].append(self.node)
         return rows
 
     def _one(self, name: str, item: dict[str, Any]) -> tuple[list[bytes], int, str]:
@@ -222,5 +225,6 @@ def _record(report: BatchReport, pair: Pair, row: dict[str, Any]) -> None:
             "seed": int(row["seed"]),
             "seconds": float(row["duration_s"]),
             "device": str(row["device"]),
+            "node": str(row["node"]),  # the Ray node that made it
         }
     )
