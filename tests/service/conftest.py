@@ -24,7 +24,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 def cluster_problem() -> str | None:
     try:
         import python_multipart  # noqa: F401
-        import ray  # noqa: F401
+        import ray
         import ray.data  # noqa: F401
         from ray import serve  # noqa: F401
     except ImportError as exc:

@@ -172,14 +172,16 @@ def test_a_client_that_goes_away_cancels_its_job(server, remote, tiny_sd_inpaint
         ("mask", ("mask.png", wire.png_bytes(Image.fromarray(mask)), "image/png")),
     ]
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
-        with client.stream("POST", wire.JOBS_PATH, files=files) as response:
-            assert response.status_code == 200
-            kinds = []
-            for line in response.iter_lines():
-                kinds.append(json.loads(line)["event"])
-                if kinds[-1] == "progress":
-                    break  # and close the connection mid-job
+    kinds = []
+    with (
+        httpx.Client(base_url=server.url, headers=headers, timeout=60) as client,
+        client.stream("POST", wire.JOBS_PATH, files=files) as response,
+    ):
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            kinds.append(json.loads(line)["event"])
+            if kinds[-1] == "progress":
+                break  # and close the connection mid-job
     assert kinds[:2] == ["accepted", "started"]
     # 400 steps take far longer than this: the server stopped the job when the client left.
     assert wait_until(lambda: remote.health()["running"] == 0, 20)

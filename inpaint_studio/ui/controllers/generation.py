@@ -42,6 +42,7 @@ from inpaint_studio.ui.engine_thread.worker import EngineInfo, EngineWorker, Job
 from inpaint_studio.ui.panels.candidates import Candidate, CandidateStrip
 from inpaint_studio.ui.panels.generate.panel import GeneratePanel
 from inpaint_studio.ui.panels.history_panel import HistoryPanel
+from inpaint_studio.ui.settings import ENGINE_SERVER, engine_factory
 
 log = logging.getLogger(__name__)
 
@@ -300,6 +301,12 @@ class GenerationController(QObject):
         self._submitted.pop(event.job_id, None)
         self.message_bar.show_error(event.message)
         self.panel.set_status("Failed; see the message above the image.")
+
+    def apply_engine_settings(self) -> None:
+        """Settings > Engine changed: the next job runs on this computer or on the chosen server."""
+        self.worker.switch_engine(engine_factory(self.ctx.settings))
+        kind = "a server" if self.ctx.settings.engine_kind == ENGINE_SERVER else "this computer"
+        self.engine_status.emit(f"Engine: {kind} (from the next job)")
 
     def _apply_watchdog_settings(self) -> None:
         """Settings "generation/stall_timeout_s" and "generation/abandon_grace_s", when set (seconds)."""
