@@ -347,11 +347,15 @@ class RemoteEngine:
                 "there and the address, or switch the engine to This computer."
             )
         if isinstance(exc, httpx.ReadTimeout):
-            what = f"stopped answering for {self._client.timeout.read:.0f} s"
+            what = f"it stopped answering for {self._client.timeout.read:.0f} s"
+        elif exc is None:
+            what = "it ended the answer without a result"
         else:
-            what = "closed the connection" + (f" ({_reason(exc)})" if exc is not None else "")
+            what = "the connection broke"
         if not during_job:
-            return ConnectionLostError(f"The server at {self.url} {what}; check that it runs and try again.")
+            return ConnectionLostError(
+                f"The server at {self.url} did not answer ({what}); check that it runs and try again."
+            )
         return ConnectionLostError(
             f"The connection to the server {self.host} was lost during the job ({what}); nothing was changed: "
             "generate again (the job can be queued again) once the server is back."
