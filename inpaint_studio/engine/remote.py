@@ -204,10 +204,8 @@ class RemoteEngine:
         """One sentence for the studio's Test button: what answers at this address (or the error)."""
         health = self.health()
         name = health.get("device_name") or health.get("device") or "an unknown device"
-        return (
-            f"Connected to Inpaint Studio {health.get('version', '?')} at {self.host}: {name}, "
-            f"{health.get('replicas', 1)} replica(s) ready."
-        )
+        node = f" (node {health['node']})" if health.get("node") else ""
+        return f"Connected to Inpaint Studio {health.get('version', '?')} at {self.host}: {name}{node}."
 
     # ---- internals ----------------------------------------------------------------------------------------
     def _get_json(self, path: str) -> dict[str, Any]:
