@@ -59,11 +59,15 @@ def studio(qtbot, store: QSettings, windows: list[MainWindow]) -> MainWindow:
 
 
 def test_the_studio_generates_on_the_server_and_history_names_it(
-    qtbot, server, tiny_sd_inpaint, tmp_path, open_windows
+    qtbot, server, tiny_sd_inpaint, tiny_sd, tmp_path, open_windows
 ):
     window = studio(qtbot, server_settings(tmp_path, server.url), open_windows)
     controller = window.generation
     assert isinstance(controller.worker._factory, RemoteEngineFactory)
+    # The server's own models join the model list (this computer does not have tiny_sd).
+    picker = controller.panel.models
+    qtbot.waitUntil(lambda: any(c.reference == str(tiny_sd) for c in picker.choices()), timeout=30_000)
+    assert next(c for c in picker.choices() if c.reference == str(tiny_sd)).source == "server"
     set_mask(window)
     use_tiny_model(controller, tiny_sd_inpaint, seed=31, variants=2, preview=True)
     generate(window)
