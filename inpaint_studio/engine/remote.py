@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -293,7 +292,7 @@ class RemoteEngine:
                     raise CancelledError(event.message)
                 if isinstance(event, JobFailed):
                     raise event.error or EngineError(event.message)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             error = EngineError(f"The server {self.host} sent a damaged answer ({type(exc).__name__}); try again.")
             emit(JobFailed(job_id, str(error), error))
             raise error from exc
@@ -364,8 +363,3 @@ def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:120]
 
-
-def summary(engine: RemoteEngine) -> Mapping[str, Any]:
-    """What `models --server` prints above the list."""
-    health = engine.health()
-    return {key: health.get(key) for key in ("version", "device", "device_name", "node", "replicas", "allow_download")}

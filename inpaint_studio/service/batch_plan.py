@@ -150,9 +150,3 @@ class BatchReport:
         atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
         return path
 
-
-def read_report(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or data.get("format") != REPORT_FORMAT:
-        raise BadInputError(f"{path} is not a batch report.")
-    return data
