@@ -160,7 +160,9 @@ def run_batch(
     here = {"ray.io/node-id": ray.get_runtime_context().get_node_id()}  # the driver's node (its folders)
     items = [{"name": p.name, "image_path": str(p.image), "mask_path": str(p.mask)} for p in plan.todo]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
-    dataset = dataset.map(_read, num_cpus=0, label_selector=here)
+    # Reading costs no CPU worth reserving (the actors hold the cores), but each concurrent task is a worker
+    # process: a small pool keeps the read-ahead bounded without starting a process per file.
+    dataset = dataset.map(_read, num_cpus=0, label_selector=here, compute=ray.data.TaskPoolStrategy(size=2))
     outputs = {p.name: list(p.outputs) for p in plan.todo}
     dataset = dataset.map_batches(
         EngineActor,

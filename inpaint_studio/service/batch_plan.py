@@ -149,4 +149,3 @@ class BatchReport:
         text = json.dumps(self.to_dict(complete=complete), indent=2) + "\n"
         atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
         return path
-

@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from inpaint_studio import __version__
 from inpaint_studio.core.errors import BadInputError, EngineError, InpaintStudioError
 from inpaint_studio.engine import wire
-from inpaint_studio.engine.events import CancelToken, EngineEvent, JobFailed, JobFinished, LatentHandoff
+from inpaint_studio.engine.events import CancelToken, EngineEvent, JobCancelled, JobFailed, JobFinished, LatentHandoff
 from inpaint_studio.engine.runner import Engine
 from inpaint_studio.service import auth
 from inpaint_studio.service.limits import (
@@ -50,8 +50,16 @@ from inpaint_studio.service.policy import ModelPolicy
 log = logging.getLogger(__name__)
 
 ALIVE_S = 5.0  # a line at least this often, so clients tell a quiet job from a dead connection
-BOARD_POLL_S = 0.5
+BOARD_POLL_S = 1.0
+BOARD_TIMEOUT_S = 5.0
+QUEUE_WAIT_S = 0.25  # how often the stream looks up from the job's events
 _DONE = object()
+
+
+class _CancelledWhileWaiting(Exception):
+    """A job cancelled before this replica's device was free for it."""
+
+
 # The named inputs Engine.run takes: a new keyword there is a new image part, with no protocol change.
 ENGINE_INPUTS = frozenset(
     name
@@ -122,6 +130,7 @@ class JobService:
         self._slot = asyncio.Lock()  # one job at a time on this replica's device
         self._running: dict[str, CancelToken] = {}
         self._waiting = 0
+        self._board_checked = 0.0
 
     def authorized(self, request: Request) -> bool:
         return auth.authorized(request.headers.get("authorization"), self._token_digest)
@@ -164,7 +173,7 @@ class JobService:
         if token is not None:
             token.cancel()
         elif self._board is not None:
-            known = await self._board.cancel(server_job)
+            known = bool(await self._on_board(self._board.cancel(server_job), False))
         return JSONResponse({"job": server_job, "cancelling": known}, status_code=200 if known else 404)
 
     # ---- submit ---------------------------------------------------------------------------------------------
@@ -236,12 +245,15 @@ class JobService:
         thread: threading.Thread | None = None
         try:
             if self._board is not None:
-                await self._board.register(server_job)
+                await self._on_board(self._board.register(server_job), None)
             yield wire.line({"event": "accepted", "job": server_job, "server": self.identity.to_dict()})
             self._waiting += 1
             try:
                 async for alive in self._wait_for_slot(cancel, server_job):
                     yield alive
+            except _CancelledWhileWaiting:
+                yield self._encode(JobCancelled(submitted.job_id))
+                return
             finally:
                 self._waiting -= 1
             try:
@@ -269,7 +281,7 @@ class JobService:
                 last = time.monotonic()
                 while True:
                     try:
-                        item = await asyncio.wait_for(queue.get(), timeout=BOARD_POLL_S)
+                        item = await asyncio.wait_for(queue.get(), timeout=QUEUE_WAIT_S)
                     except asyncio.TimeoutError:
                         await self._check_board(server_job, cancel)
                         if time.monotonic() - last >= ALIVE_S:
@@ -287,10 +299,7 @@ class JobService:
         finally:
             self._running.pop(server_job, None)
             if self._board is not None:
-                try:
-                    await self._board.forget(server_job)
-                except Exception:  # the board is a convenience: a lost one must not break the stream
-                    log.debug("could not clear job %s from the cancel board", server_job, exc_info=True)
+                await self._on_board(self._board.forget(server_job), None)
 
     async def _release_after(self, thread: threading.Thread | None) -> None:
         """Free the device for the next job once this job's thread has ended (cancel stops it at the next
@@ -305,13 +314,18 @@ class JobService:
     async def _wait_for_slot(self, cancel: CancelToken, server_job: str) -> AsyncIterator[bytes]:
         """Wait for this replica's device (one job at a time), saying so every ALIVE_S."""
         acquire = asyncio.ensure_future(self._slot.acquire())
+        last = time.monotonic()
         try:
             while True:
-                done, _ = await asyncio.wait({acquire}, timeout=ALIVE_S)
+                done, _ = await asyncio.wait({acquire}, timeout=BOARD_POLL_S)
                 if done:
                     return
                 await self._check_board(server_job, cancel)
-                yield wire.line({"event": "alive", "waiting": True})
+                if cancel.cancelled:  # cancelled while waiting: no need to wait for the device
+                    raise _CancelledWhileWaiting
+                if time.monotonic() - last >= ALIVE_S:
+                    last = time.monotonic()
+                    yield wire.line({"event": "alive", "waiting": True})
         except BaseException:
             if acquire.done() and not acquire.cancelled():
                 self._slot.release()
@@ -322,11 +336,22 @@ class JobService:
     async def _check_board(self, server_job: str, cancel: CancelToken) -> None:
         if self._board is None or cancel.cancelled:
             return
+        now = time.monotonic()
+        if now - self._board_checked < BOARD_POLL_S:
+            return
+        self._board_checked = now
+        if await self._on_board(self._board.is_cancelled(server_job), False):
+            cancel.cancel()
+
+    @staticmethod
+    async def _on_board(call: Awaitable[Any], default: Any) -> Any:
+        """A call to the cancel board, which is a convenience: a slow or lost board (a busy cluster) must never
+        hold up or break a job's stream; an explicit cancel then falls back to the client's disconnect."""
         try:
-            if await self._board.is_cancelled(server_job):
-                cancel.cancel()
+            return await asyncio.wait_for(call, BOARD_TIMEOUT_S)
         except Exception:
-            log.debug("the cancel board did not answer", exc_info=True)
+            log.warning("the cancel board did not answer in time", exc_info=True)
+            return default
 
     def _work(
         self,

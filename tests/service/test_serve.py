@@ -162,6 +162,45 @@ def test_cancel_stops_the_job_on_the_server(remote, tiny_sd_inpaint):
     assert wait_until(lambda: remote.health()["running"] == 0, 30)
 
 
+def test_a_job_cancelled_while_it_waits_for_the_device_stops_at_once(server, remote, tiny_sd_inpaint):
+    image, mask = photo(64, 64), box_mask(64, 64, (16, 16, 48, 48))
+    first_cancel, started = CancelToken(), threading.Event()
+    first_error: list[BaseException] = []
+
+    def first() -> None:
+        engine = server.engine()
+        try:
+            engine.run(
+                _long_job(tiny_sd_inpaint),
+                image,
+                mask,
+                cancel=first_cancel,
+                on_event=lambda e: started.set() if isinstance(e, JobProgress) else None,
+            )
+        except BaseException as exc:
+            first_error.append(exc)
+        finally:
+            engine.close()
+
+    runner = threading.Thread(target=first)
+    runner.start()
+    try:
+        assert started.wait(60)
+        waiting, events = CancelToken(), []
+        timer = threading.Timer(2.0, waiting.cancel)  # while the first job holds the replica's device
+        timer.start()
+        began = time.monotonic()
+        with pytest.raises(CancelledError):
+            remote.run(job_for(tiny_sd_inpaint, steps=2), image, mask, cancel=waiting, on_event=events.append)
+        assert time.monotonic() - began < 12  # not after the first job's 400 steps
+        assert [type(e) for e in events] == [JobCancelled]
+        assert remote.health()["running"] == 1  # the first job goes on
+    finally:
+        first_cancel.cancel()
+        runner.join(60)
+    assert isinstance(first_error[0], CancelledError)
+
+
 def test_a_client_that_goes_away_cancels_its_job(server, remote, tiny_sd_inpaint):
     image, mask = photo(64, 64), box_mask(64, 64, (16, 16, 48, 48))
     job = _long_job(tiny_sd_inpaint)
