@@ -158,7 +158,7 @@ class RemoteEngine:
         try:
             with self._client.stream("POST", wire.JOBS_PATH, files=files, headers=headers) as response:
                 self._check(response)
-                return self._follow(response, job_id, emit, cancel)
+                return self._follow(response, job_id, emit, cancel, pil.get("image"))
         except httpx.TransportError as exc:
             error: InpaintStudioError
             if cancel.cancelled:
@@ -261,7 +261,9 @@ class RemoteEngine:
             "and try again."
         )
 
-    def _follow(self, response: httpx.Response, job_id: int, emit: EventSink, cancel: CancelToken) -> InpaintResult:
+    def _follow(
+        self, response: httpx.Response, job_id: int, emit: EventSink, cancel: CancelToken, base: Image.Image | None
+    ) -> InpaintResult:
         """Read the event stream to its end, forwarding each event; returns the result or raises."""
         server_job: list[str] = []
         done = threading.Event()
@@ -280,7 +282,7 @@ class RemoteEngine:
                     server_job.append(str(data.get("job")))
                     extra["server"].update(wire.plain_data(data.get("server") or {}))
                     continue
-                event = wire.event_from_json(data, extra=extra)
+                event = wire.event_from_json(data, extra=extra, base=base)
                 if event is None:  # `alive`, or a kind this client does not know
                     continue
                 if isinstance(event, JobFinished):
@@ -292,7 +294,7 @@ class RemoteEngine:
                     raise CancelledError(event.message)
                 if isinstance(event, JobFailed):
                     raise event.error or EngineError(event.message)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, BadInputError) as exc:
             error = EngineError(f"The server {self.host} sent a damaged answer ({type(exc).__name__}); try again.")
             emit(JobFailed(job_id, str(error), error))
             raise error from exc

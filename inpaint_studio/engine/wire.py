@@ -229,7 +229,9 @@ def line(data: Mapping[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8") + b"\n"
 
 
-def event_json(event: EngineEvent, *, handoff_blob: bytes | None = None) -> dict[str, Any]:
+def event_json(
+    event: EngineEvent, *, handoff_blob: bytes | None = None, base: Image.Image | None = None
+) -> dict[str, Any]:
     """One engine event as plain data (the server side)."""
     if isinstance(event, JobStarted):
         return {
@@ -249,7 +251,7 @@ def event_json(event: EngineEvent, *, handoff_blob: bytes | None = None) -> dict
             "preview": preview,
         }
     if isinstance(event, JobFinished):
-        return {"event": "finished", "job_id": event.job_id, "result": result_json(event.result, handoff_blob)}
+        return {"event": "finished", "job_id": event.job_id, "result": result_json(event.result, handoff_blob, base)}
     if isinstance(event, JobCancelled):
         return {"event": "cancelled", "job_id": event.job_id, "message": event.message}
     if isinstance(event, JobFailed):
@@ -257,9 +259,44 @@ def event_json(event: EngineEvent, *, handoff_blob: bytes | None = None) -> dict
     raise TypeError(f"not an engine event: {event!r}")
 
 
-def result_json(result: InpaintResult, handoff_blob: bytes | None = None) -> dict[str, Any]:
+def unchanged_outside(image: Image.Image, base: Image.Image | None, box: tuple[int, int, int, int]) -> bool:
+    """Whether `image` equals `base` everywhere outside `box` (same size and mode): then only the box travels."""
+    if base is None or image.size != base.size or image.mode != base.mode:
+        return False
+    out, inp = np.asarray(image), np.asarray(base)
+    left, top, right, bottom = box
+    strips = (np.s_[:top], np.s_[bottom:], np.s_[top:bottom, :left], np.s_[top:bottom, right:])
+    return all(np.array_equal(out[strip], inp[strip]) for strip in strips)
+
+
+def image_json(image: Image.Image, base: Image.Image | None, box: tuple[int, int, int, int]) -> Any:
+    """A result image: a PNG of the whole image, or {"box", "png"} with only the area the model worked on when
+    every other pixel is the input's (the usual case on a large photo: the client has those pixels)."""
+    if unchanged_outside(image, base, box) and (box[2] - box[0]) * (box[3] - box[1]) < image.width * image.height:
+        return {"box": list(box), "png": b64(png_bytes(image.crop(box)))}
+    return b64(png_bytes(image))
+
+
+def image_from_json(data: Any, base: Image.Image | None) -> Image.Image:
+    if isinstance(data, str):
+        return png_image(unb64(data, "result image"))
+    if not isinstance(data, Mapping) or base is None:
+        raise BadInputError("The server sent part of an image this client did not send; update the client.")
+    left, top, right, bottom = (int(v) for v in data["box"])
+    patch = png_image(unb64(data.get("png"), "result image"))
+    if patch.size != (right - left, bottom - top) or patch.mode != base.mode:
+        raise BadInputError("The server sent a damaged result image; try again.")
+    image = base.copy()
+    image.paste(patch, (left, top))
+    return image
+
+
+def result_json(
+    result: InpaintResult, handoff_blob: bytes | None = None, base: Image.Image | None = None
+) -> dict[str, Any]:
+    """`base`: the job's input image (as the server read it), for sending only the changed area."""
     data: dict[str, Any] = {
-        "images": [b64(png_bytes(image)) for image in result.images],
+        "images": [image_json(image, base, result.region) for image in result.images],
         "job": result.job.to_dict(),
         "seeds": list(result.seeds),
         "model": plain_data(result.model),
@@ -282,10 +319,13 @@ def failure(data: Mapping[str, Any]) -> InpaintStudioError:
     return CancelledError(message) if cls is CancelledError else cls(message)
 
 
-def event_from_json(data: Mapping[str, Any], *, extra: Mapping[str, Any] | None = None) -> EngineEvent | None:
+def event_from_json(
+    data: Mapping[str, Any], *, extra: Mapping[str, Any] | None = None, base: Image.Image | None = None
+) -> EngineEvent | None:
     """The engine event a stream line describes (the client side); None for lines that are not events.
 
-    `extra` is merged into a finished result's facts (the client adds which server made it).
+    `extra` is merged into a finished result's facts (the client adds which server made it); `base` is the
+    input image the client sent (a result may come as the changed area only).
     """
     kind = data.get("event")
     job_id = int(data.get("job_id", 0))
@@ -296,7 +336,7 @@ def event_from_json(data: Mapping[str, Any], *, extra: Mapping[str, Any] | None 
         image = png_image(unb64(preview, "preview")) if preview else None
         return JobProgress(job_id, int(data["step"]), int(data["total"]), int(data["variant"]), image)
     if kind == "finished":
-        return JobFinished(job_id, result_from_json(data["result"], extra or {}))
+        return JobFinished(job_id, result_from_json(data["result"], extra or {}, base))
     if kind == "cancelled":
         return JobCancelled(job_id, str(data.get("message") or JobCancelled(job_id).message))
     if kind == "failed":
@@ -305,8 +345,10 @@ def event_from_json(data: Mapping[str, Any], *, extra: Mapping[str, Any] | None 
     return None
 
 
-def result_from_json(data: Mapping[str, Any], extra: Mapping[str, Any]) -> InpaintResult:
-    images = [png_image(unb64(text, "result image")) for text in data["images"]]
+def result_from_json(
+    data: Mapping[str, Any], extra: Mapping[str, Any], base: Image.Image | None = None
+) -> InpaintResult:
+    images = [image_from_json(item, base) for item in data["images"]]
     handoff = None
     wire = data.get("handoff")
     if wire and images:

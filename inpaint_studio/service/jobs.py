@@ -291,7 +291,7 @@ class JobService:
                     if item is _DONE:
                         break
                     last = time.monotonic()
-                    yield await asyncio.to_thread(self._encode, item)
+                    yield await asyncio.to_thread(self._encode, item, images.get("image"))
             finally:
                 if not finished.is_set():
                     cancel.cancel()  # the client went away, or the stream failed: stop after this step
@@ -400,11 +400,11 @@ class JobService:
         extra["server"] = self.identity.to_dict()
         return JobFinished(event.job_id, _replace_extra(result, extra))
 
-    def _encode(self, event: EngineEvent) -> bytes:
+    def _encode(self, event: EngineEvent, base: Any = None) -> bytes:
         blob = None
         if isinstance(event, JobFinished) and event.result.handoff is not None:
             blob = _handoff_blob(event.result.handoff)
-        return wire.line(wire.event_json(event, handoff_blob=blob))
+        return wire.line(wire.event_json(event, handoff_blob=blob, base=base))
 
 
 def _replace_extra(result: Any, extra: dict[str, Any]) -> Any:

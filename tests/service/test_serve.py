@@ -83,6 +83,15 @@ def test_a_remote_result_equals_the_local_one_and_the_events_match(remote, local
     assert record.job == local.record(1).job
 
 
+def test_a_large_photo_comes_back_bit_identical(remote, local_engine, tiny_sd_inpaint):
+    # As large as the test server's limits allow (0.5 MP, 2 MB); a small edit in it.
+    image, mask = photo(800, 600, seed=4), box_mask(800, 600, (300, 200, 380, 280))
+    for job in (job_for(tiny_sd_inpaint, steps=2, padding_px=16), job_for("classic", seed=2)):
+        got, want = remote.run(job, image, mask), local_engine.run(job, image, mask)
+        assert got.region == want.region and got.region != (0, 0, 800, 600)  # only the box travelled back
+        assert np.array_equal(pixels(got.images[0]), pixels(want.images[0]))
+
+
 def test_transparency_and_the_classical_fill_travel_unchanged(remote, local_engine):
     rgba = np.dstack([pixels(photo(64, 48, seed=1)), np.full((48, 64), 255, np.uint8)])
     rgba[:8, :8, 3] = 0

@@ -3,6 +3,7 @@ the batch plan, the client's sentences, and the rule that the desktop install ne
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -58,6 +59,27 @@ def test_events_travel_as_json_lines_and_come_back_equal():
     assert type(back[5].error) is EmptyMaskError and back[5].message == events[5].message
     data = wire.event_json(events[3])
     assert data["result"]["records"][0]["job"]["seed"] == 3  # the record JSON rides along for other clients
+
+
+def test_a_result_on_a_large_photo_travels_as_its_changed_area_only():
+    base = photo(400, 300, seed=2)
+    changed = base.copy()
+    changed.paste(photo(60, 40, seed=9), (100, 80))
+    job = job_for("classic", seed=1)
+    result = InpaintResult([changed], job, [1], {}, "cpu", 0.1, (90, 70, 170, 130))
+    data = wire.event_json(JobFinished(0, result), base=base)
+    sent = data["result"]["images"][0]
+    assert sent["box"] == [90, 70, 170, 130] and len(json.dumps(data)) < len(
+        json.dumps(wire.event_json(JobFinished(0, result)))
+    )
+    back = wire.event_from_json(json.loads(wire.line(data)), base=base)
+    assert np.array_equal(pixels(back.result.images[0]), pixels(changed))
+    with pytest.raises(BadInputError):
+        wire.event_from_json(json.loads(wire.line(data)))  # a client that did not send the base
+    outside = changed.copy()
+    outside.putpixel((0, 0), (1, 2, 3))  # a change outside the box: the whole image travels
+    data = wire.event_json(JobFinished(0, dataclasses.replace(result, images=[outside])), base=base)
+    assert isinstance(data["result"]["images"][0], str)
 
 
 def test_errors_travel_as_their_nearest_known_class():
