@@ -38,6 +38,7 @@ from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.engine import wire
 from inpaint_studio.engine.events import (
     CancelToken,
+    EngineEvent,
     EventSink,
     InpaintResult,
     JobCancelled,
@@ -140,8 +141,40 @@ class RemoteEngine:
     ) -> InpaintResult:
         """Run `job` on the server; events and errors as `Engine.run`. Further named images (e.g.
         `control_image=`) are sent as parts of the same name: the server passes them to its engine."""
-        emit = on_event if on_event is not None else (lambda event: None)
+        sink = on_event if on_event is not None else (lambda event: None)
         cancel = cancel if cancel is not None else CancelToken()
+        ended: list[EngineEvent] = []
+
+        def emit(event: EngineEvent) -> None:
+            if isinstance(event, JobFinished | JobFailed | JobCancelled):
+                ended.append(event)
+            sink(event)
+
+        # Like Engine.run, every way out of a job is announced: a refusal before the stream (token, upload)
+        # is a JobFailed too, so the studio's worker shows it.
+        try:
+            return self._run(job, image, mask, handoff, emit, cancel, job_id, preview_every, images)
+        except CancelledError as exc:
+            if not ended:
+                emit(JobCancelled(job_id, str(exc)))
+            raise
+        except InpaintStudioError as exc:
+            if not ended:
+                emit(JobFailed(job_id, str(exc), exc))
+            raise
+
+    def _run(
+        self,
+        job: InpaintJob,
+        image: Image.Image | np.ndarray | None,
+        mask: Image.Image | np.ndarray | None,
+        handoff: LatentHandoff | None,
+        emit: EventSink,
+        cancel: CancelToken,
+        job_id: int,
+        preview_every: int,
+        images: dict[str, Image.Image | np.ndarray | None],
+    ) -> InpaintResult:
         named = {"image": image, "mask": mask, **images}
         pil = {
             name: wire.as_pil(value, mask=wire.is_mask_name(name)) for name, value in named.items() if value is not None
@@ -160,14 +193,7 @@ class RemoteEngine:
                 self._check(response)
                 return self._follow(response, job_id, emit, cancel, pil.get("image"))
         except httpx.TransportError as exc:
-            error: InpaintStudioError
-            if cancel.cancelled:
-                error = CancelledError()
-                emit(JobCancelled(job_id, str(error)))
-            else:
-                error = self._lost(exc)
-                emit(JobFailed(job_id, str(error), error))
-            raise error from exc
+            raise (CancelledError() if cancel.cancelled else self._lost(exc)) from exc
 
     def release(self) -> None:
         """Nothing is loaded here (the server keeps its models loaded for every client)."""
@@ -276,13 +302,17 @@ class RemoteEngine:
             for raw in response.iter_lines():
                 if not raw.strip():
                     continue
-                data = json.loads(raw)
-                kind = data.get("event")
-                if kind == "accepted":
-                    server_job.append(str(data.get("job")))
-                    extra["server"].update(wire.plain_data(data.get("server") or {}))
-                    continue
-                event = wire.event_from_json(data, extra=extra, base=base)
+                try:
+                    data = json.loads(raw)
+                    if data.get("event") == "accepted":
+                        server_job.append(str(data.get("job")))
+                        extra["server"].update(wire.plain_data(data.get("server") or {}))
+                        continue
+                    event = wire.event_from_json(data, extra=extra, base=base)
+                except (ValueError, KeyError, TypeError, AttributeError, BadInputError) as exc:
+                    raise EngineError(
+                        f"The server {self.host} sent a damaged answer ({type(exc).__name__}); try again."
+                    ) from exc
                 if event is None:  # `alive`, or a kind this client does not know
                     continue
                 if isinstance(event, JobFinished):
@@ -294,16 +324,10 @@ class RemoteEngine:
                     raise CancelledError(event.message)
                 if isinstance(event, JobFailed):
                     raise event.error or EngineError(event.message)
-        except (ValueError, KeyError, TypeError, AttributeError, BadInputError) as exc:
-            error = EngineError(f"The server {self.host} sent a damaged answer ({type(exc).__name__}); try again.")
-            emit(JobFailed(job_id, str(error), error))
-            raise error from exc
         finally:
             done.set()
         # The stream ended without an outcome: the server (or a proxy on the way) dropped the job.
-        outcome: InpaintStudioError = CancelledError() if cancel.cancelled else self._lost(None)
-        emit(JobCancelled(job_id, str(outcome)) if cancel.cancelled else JobFailed(job_id, str(outcome), outcome))
-        raise outcome
+        raise CancelledError() if cancel.cancelled else self._lost(None)
 
     def _named(self, result: InpaintResult) -> InpaintResult:
         """The result with a device name that says which server made it (history shows it)."""

@@ -244,9 +244,10 @@ def test_a_missing_or_wrong_token_is_refused(server, tiny_sd_inpaint):
         with pytest.raises(AuthenticationError, match="token"):
             engine.health()
         events = []
-        with pytest.raises(AuthenticationError):
+        with pytest.raises(AuthenticationError) as refused:
             engine.run(job_for("classic"), image, mask, on_event=events.append)
-        assert events == []  # refused before anything ran
+        assert [type(e) for e in events] == [JobFailed]  # refused before anything ran, and said so
+        assert events[0].error is refused.value and "token" in events[0].message
         engine.close()
     response = httpx.get(server.url + wire.MODELS_PATH, headers={"Authorization": f"Basic {TOKEN}"})
     assert response.status_code == 401 and response.json()["error"] == "BadInputError"

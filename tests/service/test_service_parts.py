@@ -288,9 +288,21 @@ def test_the_client_turns_every_kind_of_trouble_into_one_sentence():
         (lambda r: httpx.Response(502, text="bad gateway"), EngineError),
     ]
     for handler, error in cases:
+        events = []
         with pytest.raises(error) as raised:
-            client(handler).run(job_for("classic"), image, mask)
+            client(handler).run(job_for("classic"), image, mask, on_event=events.append)
         assert str(raised.value).endswith(".")
+        assert [type(e) for e in events] == [JobFailed] and events[0].error is raised.value  # as Engine.run does
+
+    def failing(request):  # a failure the server reports in the stream keeps its class
+        failed = JobFailed(0, "The mask is empty; paint one.", EmptyMaskError("The mask is empty; paint one."))
+        lines = wire.line({"event": "accepted", "job": "j0"}) + wire.line(wire.event_json(failed))
+        return httpx.Response(200, headers={"content-type": wire.NDJSON}, content=lines)
+
+    events = []
+    with pytest.raises(EmptyMaskError, match="The mask is empty"):
+        client(failing).run(job_for("classic"), image, mask, on_event=events.append)
+    assert [type(e) for e in events] == [JobFailed]
 
     def refuse(request):
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)

@@ -153,3 +153,14 @@ def test_settings_test_the_server_and_switch_the_engine(qtbot, server, tmp_path,
     wait_candidates(qtbot, window.generation, 1)
     assert "server" in window.generation.candidates.candidates()[0].result.extra
     dialog.close()
+
+
+def test_a_refused_token_is_one_message_in_the_studio(qtbot, server, tmp_path, open_windows):
+    window = studio(qtbot, server_settings(tmp_path, server.url, token="not-the-right-token"), open_windows)
+    failed: list[object] = []
+    window.generation.worker.job_failed.connect(failed.append)
+    set_mask(window)
+    generate(window)
+    qtbot.waitUntil(lambda: bool(failed), timeout=TIMEOUT_MS)
+    assert "token" in window.message_bar.text() and window.message_bar.text().endswith(".")
+    assert not window.generation.worker.is_busy
