@@ -1,7 +1,9 @@
 """Command line: `inpaint-studio [IMAGE ...]` opens the studio; sub-commands work headless.
 
 One module per sub-command, each with `register(subparsers)`: `inpaint` (one job), `chain` (a recipe),
-`replay` (a project's history), `models` / `download`. The job options are one table (job_options.py).
+`replay` (a project's history), `models` / `download`, `serve` (the engine as a service) and `batch` (a
+folder on Ray Data; both need the `cluster` extra and import Ray only when they run). The job options
+are one table (job_options.py).
 
 Exit codes: 0 ok; 2 bad input; 3 model unavailable; 4 out of memory; 130 cancelled; 1 anything else.
 Every failure prints one line that names the file or parameter and says what to do. A first word that is

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.engine.remote import token_from
+
+if TYPE_CHECKING:
+    from inpaint_studio.service.config import ServiceConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +54,7 @@ def require_ray() -> None:
         ) from exc
 
 
-def config_from_args(args: argparse.Namespace) -> object:
+def config_from_args(args: argparse.Namespace) -> ServiceConfig:
     from inpaint_studio.service import auth
     from inpaint_studio.service.config import ServiceConfig
 
