@@ -77,12 +77,39 @@ def add_model_access(parser: argparse.ArgumentParser) -> None:
         help="load a legacy pickled .ckpt/.pt/.pth you trust (refused by default: pickles can run code)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_server_access(parser)
+
+
+def add_server_access(parser: argparse.ArgumentParser) -> None:
+    """--server URL and --token-file: run on an `inpaint-studio serve` server instead of this computer."""
+    parser.add_argument("--server", metavar="URL", help="run on an inpaint-studio server (e.g. http://gpu-box:8000)")
+    parser.add_argument(
+        "--token-file", metavar="FILE", help="the server's token (default: the INPAINT_STUDIO_TOKEN variable)"
+    )
 
 
 def make_engine(args: argparse.Namespace) -> Any:
+    if getattr(args, "server", None):
+        return make_remote_engine(args)
     from inpaint_studio.engine.runner import Engine  # imports the engine's modules (not torch yet)
 
     return Engine(allow_download=args.download, allow_unsafe_checkpoints=args.allow_unsafe_checkpoint)
+
+
+def make_remote_engine(args: argparse.Namespace) -> Any:
+    """The server's engine (engine/remote.py); what it may load is the server's decision, not an option here."""
+    from inpaint_studio.engine.remote import RemoteEngine, token_from
+
+    for flag, given in (
+        ("--download", getattr(args, "download", False)),
+        ("--allow-unsafe-checkpoint", getattr(args, "allow_unsafe_checkpoint", False)),
+    ):
+        if given:
+            raise BadInputError(
+                f"{flag} applies to this computer; with --server the server decides what it loads "
+                "(inpaint-studio serve --allow-download; it never loads pickled checkpoints)."
+            )
+    return RemoteEngine(args.server, token_from(args.token_file))
 
 
 def note_unsafe(model: dict[str, Any]) -> None:

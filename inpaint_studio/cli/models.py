@@ -10,6 +10,8 @@ import argparse
 import json
 from typing import Any
 
+from inpaint_studio.cli.common import add_server_access, make_remote_engine
+from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.user_models import UserModels
 from inpaint_studio.engine.addons import download_addon, is_installed
 from inpaint_studio.engine.catalog import addon_catalog, addon_entry, installed_models
@@ -23,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--add", metavar="PATH", help="add your own model folder or .safetensors file to the list")
     m.add_argument("--remove", metavar="PATH", help="remove one of your own models from the list")
     m.add_argument("--addons", action="store_true", help="list the add-ons instead: LoRAs, IP-Adapters, upscalers")
+    add_server_access(m)
     m.set_defaults(func=run)
     d = sub.add_parser("download", help="download a model from the Hugging Face hub into the local cache")
     d.add_argument("model_id")
@@ -49,6 +52,8 @@ def addon_rows() -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.server:
+        return run_remote(args)
     if args.addons:
         rows = addon_rows()
         if args.json:
@@ -82,7 +87,28 @@ def run(args: argparse.Namespace) -> int:
                     "size_gb": round(model.size_gb, 2),
                 }
             )
-    if args.json:
+    return print_rows(rows, as_json=args.json)
+
+
+def run_remote(args: argparse.Namespace) -> int:
+    """`models --server URL`: the models the server can run (its own list, not this computer's)."""
+    if args.add or args.remove:
+        raise BadInputError(
+            "--add and --remove edit this computer's list; on a server, add models with "
+            "`inpaint-studio models --add` there, or start it with `inpaint-studio serve --model PATH`."
+        )
+    engine = make_remote_engine(args)
+    try:
+        rows = engine.models()
+        if not args.json:
+            print(f"Models on {engine.describe()[1]}:")
+    finally:
+        engine.close()
+    return print_rows(rows, as_json=args.json)
+
+
+def print_rows(rows: list[dict[str, Any]], *, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{'installed':<10} {'family':<20} {'size':>8}  id")

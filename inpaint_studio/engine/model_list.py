@@ -27,7 +27,7 @@ class ModelChoice:
 
     reference: str  # what goes into InpaintJob.model
     label: str
-    source: str  # classic | catalog | cached | local
+    source: str  # classic | catalog | cached | local | server (one of the engine server's own models)
     installed: bool
     entry: CatalogEntry | None = None
     size_gb: float | None = None
@@ -37,6 +37,8 @@ class ModelChoice:
         """What the user should know about this choice (one or two sentences)."""
         if self.source == "classic":
             return "Fills the mask from its surroundings with OpenCV: no download, no prompt, works on any computer."
+        if self.source == "server":
+            return f"A model of the server the studio uses (Settings > Engine): {self.reference}."
         if self.source == "local":
             if not self.installed:
                 return f"{self.reference} is missing; add the model again or choose another."

@@ -23,6 +23,8 @@ from inpaint_studio.core.user_models import UserModels
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_RECENT = 10
+ENGINE_LOCAL = "local"
+ENGINE_SERVER = "server"
 
 
 class _Setting(Generic[T]):
@@ -149,6 +151,11 @@ class AppSettings:
     mask_grow_px = _Int("mask/grow_px", 8, minimum=1)
     mask_shrink_px = _Int("mask/shrink_px", 8, minimum=1)
     mask_feather_px = _Int("mask/feather_px", 8, minimum=1)
+    # Settings > Engine: "local" (this computer, the default) or "server" (an `inpaint-studio serve`).
+    # The token is kept here like every other preference: in the user's own settings file.
+    engine_kind = _Text("engine/kind", ENGINE_LOCAL)
+    engine_url = _Text("engine/url", "")
+    engine_token = _Text("engine/token", "")
     # Window layout.
     window_geometry = _Bytes("window/geometry", None)
     window_state = _Bytes("window/state", None)
@@ -229,3 +236,25 @@ def load_user_models(settings: AppSettings) -> UserModels:
         else:
             settings.forget("legacy_local_models", "legacy_unsafe_allowed")
     return models
+
+
+def engine_factory(settings: AppSettings) -> Callable[[], Any] | None:
+    """What the generation worker builds its engine with: None for this computer's (the worker's default
+    Engine), or a client of the server chosen in Settings > Engine (engine/remote.py; no torch needed)."""
+    if settings.engine_kind != ENGINE_SERVER or not settings.engine_url.strip():
+        return None
+    return RemoteEngineFactory(settings.engine_url.strip(), settings.engine_token.strip() or None)
+
+
+class RemoteEngineFactory:
+    """Builds the server's client in the worker thread; `remote` tells the worker not to load torch."""
+
+    remote = True
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url, self.token = url, token
+
+    def __call__(self) -> Any:
+        from inpaint_studio.engine.remote import RemoteEngine  # httpx: loaded when a server is used
+
+        return RemoteEngine(self.url, self.token)

@@ -35,6 +35,7 @@ from inpaint_studio.core.user_models import UserModels
 from inpaint_studio.engine import addons as addon_files
 from inpaint_studio.engine.events import JobCancelled, JobFailed, JobFinished, JobProgress, JobStarted
 from inpaint_studio.engine.schedulers import scheduler_names
+from inpaint_studio.ui.background import TaskState
 from inpaint_studio.ui.canvas.overlay import CanvasOverlay
 from inpaint_studio.ui.context import StudioContext
 from inpaint_studio.ui.document.commands import AddLayerCommand
@@ -44,6 +45,7 @@ from inpaint_studio.ui.engine_thread.worker import EngineInfo, EngineWorker, Job
 from inpaint_studio.ui.panels.candidates import Candidate, CandidateStrip
 from inpaint_studio.ui.panels.generate.panel import GeneratePanel
 from inpaint_studio.ui.panels.history_panel import HistoryPanel
+from inpaint_studio.ui.settings import ENGINE_SERVER, RemoteEngineFactory, engine_factory
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,7 @@ class GenerationController(QObject):
         self.overlay = CanvasOverlay(self.canvas)
         self._create_actions()
         self._connect()
+        self.refresh_server_models()
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -336,6 +339,31 @@ class GenerationController(QObject):
         self._submitted.pop(event.job_id, None)
         self.message_bar.show_error(event.message)
         self.panel.set_status("Failed; see the message above the image.")
+
+    def apply_engine_settings(self) -> None:
+        """Settings > Engine changed: the next job runs on this computer or on the chosen server."""
+        self.worker.switch_engine(engine_factory(self.ctx.settings))
+        kind = "a server" if self.ctx.settings.engine_kind == ENGINE_SERVER else "this computer"
+        self.engine_status.emit(f"Engine: {kind} (from the next job)")
+        self.refresh_server_models()
+
+    def refresh_server_models(self) -> None:
+        """With a server engine, its own models join the model list (asked in the background)."""
+        factory = engine_factory(self.ctx.settings)
+        picker = self.panel.models
+        if not isinstance(factory, RemoteEngineFactory):
+            picker.set_server_models([])
+            return
+
+        def ask(_state: TaskState) -> list[dict[str, Any]]:
+            engine = factory()
+            try:
+                return list(engine.models())
+            finally:
+                engine.close()
+
+        # A server that does not answer is said when a job runs (or by Settings > Test); the list stays.
+        self.ctx.runner.start("asking the server for its models", ask, picker.set_server_models, log.info)
 
     def _apply_watchdog_settings(self) -> None:
         """Settings "generation/stall_timeout_s" and "generation/abandon_grace_s", when set (seconds)."""

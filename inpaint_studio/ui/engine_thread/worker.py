@@ -223,12 +223,15 @@ class _EngineHost(QObject):
         self._factory = engine_factory
         self._torch_threads = torch_threads
         self._allowed_unsafe = set(allowed_unsafe)  # pickled checkpoints the user allowed (see allow_unsafe)
-        self._owns_engine = engine_factory is None  # an injected engine is released by whoever made it
+        # An injected engine is released by whoever made it; a server's client is this host's own.
+        self._owns_engine = engine_factory is None or getattr(engine_factory, "remote", False)
         self.info: EngineInfo | None = None
 
     def _ensure_engine(self) -> Any:
         if self._engine is not None:
             return self._engine
+        if getattr(self._factory, "remote", False):
+            return self._ensure_remote_engine()
         self.loading.emit()
         start = time.perf_counter()
         # One thread at a time: a host that replaces an abandoned one may start while the old one is still
@@ -261,6 +264,20 @@ class _EngineHost(QObject):
             import_s=imported - start,
             first_op_s=first_op - imported,
         )
+        self.ready.emit(self.info)
+        return self._engine
+
+    def _ensure_remote_engine(self) -> Any:
+        """A server's client (engine/remote.py): no torch here; the server says what it runs on."""
+        self.loading.emit()
+        assert self._factory is not None
+        self._engine = self._factory()
+        try:
+            device, device_name = self._engine.describe()
+        except InpaintStudioError as exc:  # the server is down or refuses: say so now; jobs will say it too
+            self.load_failed.emit(str(exc))
+            return self._engine
+        self.info = EngineInfo(device, device_name, torch_version="", import_s=0.0, first_op_s=0.0)
         self.ready.emit(self.info)
         return self._engine
 
@@ -373,6 +390,9 @@ class _EngineHost(QObject):
         try:
             if self._owns_engine:
                 self.release()
+                close = getattr(self._engine, "close", None)  # a server's client: its connections
+                if close is not None:
+                    close()
         finally:
             self._engine = None
             thread = self.thread()
@@ -441,6 +461,7 @@ class EngineWorker(QObject):
         self._latest: EngineTask | None = None  # the waiting "latest only" task (a preview)
         self._current_task: EngineTask | None = None
         self._closing = False
+        self._switch_pending = False
         self.engine_info: EngineInfo | None = None
         self.engine_state = "idle"  # idle | loading | ready | failed
         self._factory, self._torch_threads = engine_factory, torch_threads
@@ -476,8 +497,10 @@ class EngineWorker(QObject):
         thread.finished.connect(host.deleteLater)
         return thread, host
 
-    def _detach_host(self) -> None:
-        """Give up the current thread: nothing it does reaches this object any more (see _ORPHANS)."""
+    def _detach_host(self, *, forget: bool = False) -> None:
+        """Give up the current thread: nothing it does reaches this object any more (see _ORPHANS).
+
+        `forget`: the thread never started, so there is nothing to keep referenced."""
         thread, host = self._thread, self._host
         if self._started:
             self._stop.emit()  # queued behind the stuck call: frees its model and ends it, if it ever returns
@@ -498,7 +521,10 @@ class EngineWorker(QObject):
         ):
             with contextlib.suppress(RuntimeError, TypeError):
                 signal.disconnect(slot)
-        _ORPHANS.append((thread, host))
+        if forget:
+            host.deleteLater()
+        else:
+            _ORPHANS.append((thread, host))
 
     # ---- state --------------------------------------------------------------------------------------
     @property
@@ -553,6 +579,25 @@ class EngineWorker(QObject):
             return
         self._allowed_unsafe.add(path)
         self._allow.emit(path)  # queued before any job submitted after this call
+
+    def switch_engine(self, engine_factory: Callable[[], Any] | None) -> None:
+        """Use another engine (Settings > Engine: this computer or a server) from the next job on.
+
+        The running job and the queue are not touched: the switch happens once the worker is free (now,
+        when it is), and the old engine is released in its own thread."""
+        self._factory = engine_factory
+        self._switch_pending = True
+        self._maybe_switch()
+
+    def _maybe_switch(self) -> None:
+        if not self._switch_pending or self._current is not None or self._closing:
+            return
+        self._switch_pending = False
+        # The old host frees its engine and ends its thread, which stays referenced until it has.
+        self._detach_host(forget=not self._started)
+        self._thread, self._host = self._new_host()
+        self._started = False
+        self.engine_state, self.engine_info = "idle", None
 
     def release_model(self) -> None:
         """Unload the current model once the worker is free (returns its memory)."""
@@ -827,6 +872,7 @@ class EngineWorker(QObject):
             self._current = None
             self.watchdog.stop()
         self.job_done.emit(job_id)
+        self._maybe_switch()
         self._dispatch()
         self._maybe_idle()
 

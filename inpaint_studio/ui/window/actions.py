@@ -68,6 +68,7 @@ def _specs(w: MainWindow) -> list[ActionSpec]:
         # Edit
         A("undo", "&Undo", w.undo, (std.Undo,)),
         A("redo", "&Redo", w.redo, ("Ctrl+Shift+Z", "Ctrl+Y")),
+        A("settings", "&Settings…", w.open_settings, ("Ctrl+,",), "Where generations run: this computer or a server"),
         # View
         A("zoom_in", "Zoom &In", canvas.zoom_in, ("+", "=", "Ctrl++", "Ctrl+=")),
         A("zoom_out", "Zoom &Out", canvas.zoom_out, ("-", "Ctrl+-")),
@@ -129,7 +130,7 @@ MENUS: dict[str, tuple[str | None, ...]] = {
         None,
         "quit",
     ),
-    "&Edit": ("undo", "redo", None, "copy_image", "paste"),
+    "&Edit": ("undo", "redo", None, "copy_image", "paste", None, "settings"),
     "&Image": ("upscale", "upscale_x2", "upscale_x4"),  # the upscale controller's actions
     "&View": ("zoom_in", "zoom_out", "fit", "actual", None, "toggle_mask", "compare", None, "@panels"),
     "&Tools": (*TOOLS, None, "eraser", "swap_erase", "size_up", "size_down", "harder", "softer", "paint_color"),

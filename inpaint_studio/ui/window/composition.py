@@ -25,7 +25,12 @@ from inpaint_studio.ui.controllers.paint_preview import PaintPreview
 from inpaint_studio.ui.controllers.projects import ProjectController
 from inpaint_studio.ui.controllers.upscale import UpscaleController
 from inpaint_studio.ui.engine_thread.worker import EngineWorker
-from inpaint_studio.ui.settings import load_generation_settings, load_user_models, remember_generation_settings
+from inpaint_studio.ui.settings import (
+    engine_factory,
+    load_generation_settings,
+    load_user_models,
+    remember_generation_settings,
+)
 from inpaint_studio.ui.window.files import FileActions
 from inpaint_studio.ui.window.mask_actions import MaskActions
 
@@ -59,7 +64,7 @@ def compose(window: MainWindow, ctx: StudioContext, engine: EngineOptions) -> Co
     settings_model = load_generation_settings(ctx.settings)
     remember_generation_settings(settings_model, ctx.settings)
     user_models = load_user_models(ctx.settings)
-    worker = engine.worker if engine.worker is not None else EngineWorker()
+    worker = engine.worker if engine.worker is not None else EngineWorker(engine_factory=engine_factory(ctx.settings))
     owns = engine.worker is None if engine.owns_worker is None else engine.owns_worker
     generation = GenerationController(
         ctx, settings_model, user_models, worker=worker, owns_worker=owns, warm_up_delay_ms=engine.warm_up_delay_ms

@@ -34,6 +34,7 @@ from inpaint_studio.ui.panels.message_bar import MessageBar
 from inpaint_studio.ui.settings import AppSettings
 from inpaint_studio.ui.window import actions
 from inpaint_studio.ui.window.composition import EngineOptions, compose
+from inpaint_studio.ui.window.settings_dialog import SettingsDialog
 from inpaint_studio.ui.window.shortcut_guard import install_shortcut_guard
 
 log = logging.getLogger(__name__)
@@ -254,6 +255,18 @@ class MainWindow(QMainWindow):
         color = QColor(*settings.color)
         self.actions["paint_color"].setIcon(icons.swatch(color))
         self.actions["tool_paint_brush"].setIcon(icons.paint_brush(color))
+
+    def open_settings(self) -> bool:
+        """Edit > Settings…: the engine choice (this computer or a server); True when it was changed."""
+        before = (self.ctx.settings.engine_kind, self.ctx.settings.engine_url, self.ctx.settings.engine_token)
+        dialog = SettingsDialog(self.ctx.settings, self.ctx.runner, self)
+        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+            return False
+        after = (self.ctx.settings.engine_kind, self.ctx.settings.engine_url, self.ctx.settings.engine_token)
+        if after == before:
+            return False
+        self.generation.apply_engine_settings()
+        return True
 
     def _connect_actions(self) -> None:
         undo, redo = self.actions["undo"], self.actions["redo"]

@@ -8,7 +8,9 @@ UI thread. Nothing here imports torch.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -52,6 +54,7 @@ class ModelPicker(QWidget):
         self.model, self.user_models, self.runner = model, user_models, runner
         self._choices: list[ModelChoice] = []
         self._installed: list[InstalledModel] = []
+        self._server_rows: list[dict[str, Any]] = []
         self._downloading: str | None = None
         self._build()
         self.set_installed([])
@@ -107,10 +110,27 @@ class ModelPicker(QWidget):
 
         self.runner.start("looking for installed models", scan, self.set_installed, lambda _message: None)
 
+    def set_server_models(self, rows: list[dict[str, Any]]) -> None:
+        """The engine server's models (`RemoteEngine.models()` rows): its own folders join the list; [] when
+        the studio uses this computer again."""
+        self._server_rows = [row for row in rows if isinstance(row.get("id"), str)]
+        self.set_installed(self._installed)
+
     def set_installed(self, installed: list[InstalledModel]) -> None:
         """Rebuild the list, keeping the model's current choice."""
         self._installed = list(installed)
         self._choices = model_choices(self._installed, self.user_models.paths)
+        on_server = {row["id"]: row for row in self._server_rows if row.get("installed")}
+        for index, choice in enumerate(self._choices):
+            if choice.source == "catalog" and choice.reference in on_server:  # no download needed here
+                label = f"{choice.entry.name if choice.entry else choice.reference} (on the server)"
+                self._choices[index] = dataclasses.replace(choice, installed=True, label=label)
+        known = {choice.reference for choice in self._choices}
+        for row in self._server_rows:
+            if row["id"] not in known:
+                name = str(row.get("name") or row["id"]).replace("\\", "/").rsplit("/", 1)[-1]
+                label = f"{name} (on the server)"
+                self._choices.append(ModelChoice(row["id"], label, "server", True, family=row.get("family")))
         self.combo.blockSignals(True)
         self.combo.clear()
         for choice in self._choices:
