@@ -44,6 +44,7 @@ NON_DEFAULT: dict[str, Any] = {
     "speed.vae_tiling": "on",
     "speed.channels_last": "off",
     "speed.compile_unet": True,
+    "prefill": "lama",
 }
 assert set(NON_DEFAULT) == set(job_field_paths()), "every job field needs an example (tests/job_examples.py)"
 

@@ -45,7 +45,12 @@ def _values(enum: type[Enum]) -> tuple[str, ...]:
 
 
 JOB_OPTIONS: tuple[JobOption, ...] = (
-    JobOption("--model", "model", "hub id, diffusers folder, .safetensors file, or 'classic'", str),
+    JobOption(
+        "--model",
+        "model",
+        "hub id, diffusers folder, .safetensors file, 'classic', or a removal model: lama, mat, migan or its file",
+        str,
+    ),
     JobOption("--prompt", "prompt", "what to paint into the masked area", str),
     JobOption("--negative", "negative_prompt", "what to avoid", str),
     JobOption("--strength", "strength", "0-1: how much the area may change", float),
@@ -77,6 +82,13 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
     JobOption("--vae-tiling", "speed.vae_tiling", "tiled VAE for big areas", str, SWITCH),
     JobOption("--channels-last", "speed.channels_last", "UNet memory layout", str, SWITCH),
     JobOption("--compile", "speed.compile_unet", "torch.compile the UNet (slow first run)"),
+    JobOption(
+        "--prefill",
+        "prefill",
+        "remove, then refine: fill the mask first with classic, lama, mat, migan or a removal model file, "
+        "then redraw it with the diffusion model at --strength",
+        str,
+    ),
 )
 
 

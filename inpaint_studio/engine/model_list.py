@@ -17,6 +17,7 @@ from inpaint_studio.core.jobspec import CLASSIC_MODEL
 from inpaint_studio.core.user_models import UserModels, normalise
 from inpaint_studio.engine.catalog import CatalogEntry, InstalledModel, catalog
 from inpaint_studio.engine.models import PICKLED_CHECKPOINTS, pickled_checkpoint_refusal, resolve_model
+from inpaint_studio.engine.removal_files import removal_architecture
 
 CLASSIC_LABEL = "Classical fill (no download)"
 
@@ -41,6 +42,8 @@ class ModelChoice:
             if not self.installed:
                 return f"{self.reference} is missing; add the model again or choose another."
             kind = "folder" if Path(self.reference).is_dir() else "checkpoint file"
+            if self.family == "removal":
+                kind = "removal model (no prompt: removes what is under the mask)"
             return f"Your model {kind} at {self.reference}."
         entry = self.entry
         if self.installed:
@@ -70,6 +73,9 @@ def local_label(path: str) -> str:
     target = Path(path)
     if not target.exists():
         return f"{target.name} (your model, missing)"
+    architecture = removal_architecture(target) if target.is_file() else None
+    if architecture is not None:
+        return f"{target.name} (your {architecture} removal model)"
     return f"{target.name} (your {'folder' if target.is_dir() else 'checkpoint'})"
 
 
@@ -100,7 +106,9 @@ def model_choices(installed: list[InstalledModel], local_paths: list[str]) -> li
                 )
             )
     for path in local_paths:
-        out.append(ModelChoice(path, local_label(path), "local", Path(path).exists()))
+        removal = Path(path).is_file() and removal_architecture(Path(path)) is not None
+        family = "removal" if removal else None
+        out.append(ModelChoice(path, local_label(path), "local", Path(path).exists(), family=family))
     return out
 
 
@@ -113,7 +121,8 @@ def add_user_model(path: str, user_models: UserModels, *, confirm_unsafe: Callab
     pass no `confirm_unsafe` and are never offered. Raises the InpaintStudioError that says why not.
     """
     reference = normalise(path)
-    if Path(reference).suffix.lower() in PICKLED_CHECKPOINTS:
+    removal = Path(reference).is_file() and removal_architecture(Path(reference)) is not None
+    if Path(reference).suffix.lower() in PICKLED_CHECKPOINTS and not removal:  # removal networks load weights-only
         if not Path(reference).is_file():
             raise ModelUnavailableError(f"The checkpoint {reference} does not exist; check the path.")
         if not user_models.is_unsafe_allowed(reference):
