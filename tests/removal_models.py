@@ -13,8 +13,15 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import warnings
 from pathlib import Path
 from unittest import mock
+
+import numpy as np
+
+from inpaint_studio.core.jobspec import InpaintJob
+from inpaint_studio.engine.region import prepare_input
+from tests.engine.helpers import box_mask
 
 MIGAN_RESOLUTION = 64  # the tiny net's own working size (the real pipeline uses 512)
 
@@ -63,15 +70,19 @@ def export_onnx(module, args: tuple, path: Path, input_names: list[str], output_
         do_constant_folding=True,
         dynamo=False,
     )
-    if importlib.util.find_spec("onnx") is not None:
-        torch.onnx.export(module, args, buffer, **kwargs)
-    else:
-        # The exporter writes the graph in C++; the `onnx` package only splices in custom onnxscript functions
-        # (there are none here). Without it (this machine's venv), skip that splicing step.
-        from torch.onnx._internal.torchscript_exporter import onnx_proto_utils
-
-        with mock.patch.object(onnx_proto_utils, "_add_onnxscript_fn", lambda proto, _opsets: proto):
+    # The TorchScript exporter (dynamo=False), as the authors' script uses (the torch.export-based one needs
+    # onnxscript); its deprecation notices are not ours to act on.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if importlib.util.find_spec("onnx") is not None:
             torch.onnx.export(module, args, buffer, **kwargs)
+        else:
+            # The exporter writes the graph in C++; the `onnx` package only splices in custom onnxscript
+            # functions (there are none here). Without it (this machine's venv), that step is skipped.
+            from torch.onnx._internal.torchscript_exporter import onnx_proto_utils
+
+            with mock.patch.object(onnx_proto_utils, "_add_onnxscript_fn", lambda proto, _opsets: proto):
+                torch.onnx.export(module, args, buffer, **kwargs)
     path.write_bytes(buffer.getvalue())
     return path
 
@@ -110,3 +121,58 @@ def mat_state_dict(seed: int = 0) -> dict:
 
     torch.manual_seed(seed)
     return {k: v for k, v in MAT().state_dict().items()}
+
+
+# ---- shared by the removal tests --------------------------------------------------------------------------
+
+
+def hub_cache(root: Path, repo_id: str, files: dict[str, Path]) -> Path:
+    """Lay out a cached hub repository as huggingface_hub does: models--owner--name/{refs,snapshots/<hash>}."""
+    repo = root / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / ("b" * 40)
+    snapshot.mkdir(parents=True)
+    for name, source in files.items():
+        (snapshot / name).write_bytes(source.read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("b" * 40)
+    (repo / "blobs").mkdir()
+    return snapshot
+
+
+def use_hub_cache(tmp_path: Path, monkeypatch) -> Path:
+    """An empty Hugging Face cache for one test (huggingface_hub reads its folder from this constant)."""
+    import huggingface_hub.constants
+
+    root = tmp_path / "hub"
+    root.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(root))
+    return root
+
+
+def photo_with_hole(width: int, height: int, hole: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return image, box_mask(width, height, hole)
+
+
+def assert_only_the_feathered_hole_changed(image: np.ndarray, out: np.ndarray, job: InpaintJob, mask) -> None:
+    """Every pixel outside the box, and inside it wherever the feather weight is 0, is the input's own;
+    the hole itself was filled."""
+    prepared = prepare_input(job, image, mask)
+    left, top, right, bottom = prepared.box
+    changed = np.any(out[..., :3] != image[..., :3], axis=2)
+    inside = changed[top:bottom, left:right].copy()
+    changed[top:bottom, left:right] = False
+    assert not changed.any()  # bit-exact outside the box
+    assert not (inside & (prepared.weight <= 0)).any()  # and inside it wherever the feather weight is 0
+    assert inside[prepared.mask > 0].mean() > 0.9  # the hole was filled
+
+
+class OpensAFile:
+    """Unpickling this calls open(marker, "w"): the way a hostile pickle runs code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))

@@ -215,8 +215,8 @@ def detect_single_file(path: Path) -> ModelInfo:
     conv_in = header.get("model.diffusion_model.input_blocks.0.0.weight")
     if not isinstance(conv_in, dict) or len(conv_in.get("shape", [])) != 4:
         raise ModelUnavailableError(
-            f"The file {path} is not a Stable Diffusion checkpoint this app can load; "
-            "use an SD 1.x/2.x or SDXL .safetensors file, or a diffusers folder."
+            f"The file {path} is not a Stable Diffusion checkpoint this app can load; use an SD 1.x/2.x or SDXL "
+            ".safetensors file, a diffusers folder, or a removal model (LaMa, MAT, MI-GAN)."
         )
     in_channels = int(conv_in["shape"][1])
     sdxl = any(key.startswith("conditioner.embedders.") for key in header)

@@ -52,7 +52,7 @@ from inpaint_studio.engine.events import JobProgress, JobStarted
 from inpaint_studio.engine.families import Family
 from inpaint_studio.engine.models import ModelInfo, ModelResolver
 from inpaint_studio.engine.region import PreparedInput, finish_image, working_size_for
-from inpaint_studio.engine.removal_files import LAMA, MAT, MIGAN
+from inpaint_studio.engine.removal_files import LAMA, MAT, MIGAN, removal_architecture
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class SpandrelNetwork:
     def __call__(self, rgb: np.ndarray, hole: np.ndarray, seed: int) -> np.ndarray:
         import torch
 
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div_(255.0)
+        image = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1)[None].float().div_(255.0)
         mask = torch.from_numpy((hole >= masks.MASK_THRESHOLD).astype(np.float32))[None, None]
         devices = [self.device] if self.device.startswith("cuda") else []
         # MAT is random twice over: its style vector z (drawn from numpy's global generator when it is built)
@@ -384,6 +384,12 @@ def prefill(context: RunContext, models: RemovalModels, resolver: ModelResolver)
 
 def resolve_removal(reference: str, resolver: ModelResolver) -> ModelInfo:
     """A pre-fill reference -> a removal network (a diffusion model or an unknown file is one sentence)."""
+    path = Path(reference).expanduser()
+    if path.is_file() and removal_architecture(path) is None:
+        raise ModelUnavailableError(
+            f"{path.name} is not a removal model (LaMa or MAT weights, an MI-GAN ONNX pipeline); choose one, "
+            "or set the pre-fill to 'none'."
+        )
     info = resolver.resolve(reference)
     if info.family is not Family.REMOVAL:
         raise BadInputError(
