@@ -140,12 +140,15 @@ def hub_cache(root: Path, repo_id: str, files: dict[str, Path]) -> Path:
 
 
 def use_hub_cache(tmp_path: Path, monkeypatch) -> Path:
-    """An empty Hugging Face cache for one test (huggingface_hub reads its folder from this constant)."""
+    """An empty Hugging Face cache for one test: downloads and look-ups read the folder from the constant,
+    the cache scan (scan_cache_dir) from its own copy of it."""
     import huggingface_hub.constants
+    from huggingface_hub.utils import _cache_manager
 
     root = tmp_path / "hub"
     root.mkdir()
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(root))
+    monkeypatch.setattr(_cache_manager, "HF_HUB_CACHE", str(root))
     return root
 
 
