@@ -43,7 +43,7 @@ from PIL import Image
 
 from inpaint_studio.core import compositing, masks
 from inpaint_studio.core.errors import BadInputError, ModelUnavailableError, OutOfMemoryError
-from inpaint_studio.core.jobspec import CLASSIC_MODEL, InpaintJob
+from inpaint_studio.core.jobspec import CLASSIC_MODEL, PREFILL_NONE, InpaintJob
 from inpaint_studio.engine import spandrel_models
 from inpaint_studio.engine.classical import classical_fill
 from inpaint_studio.engine.context import RunContext, RunOutcome
@@ -329,7 +329,7 @@ def run_removal(context: RunContext, models: RemovalModels) -> RunOutcome:
     job, prepared, info = context.job, context.prepared, context.info
     if prepared is None:
         raise BadInputError(f"{info.name} removes what is under a mask; give an image and a mask.")
-    if job.prefill.strip() != "none":
+    if job.prefill.strip() != PREFILL_NONE:
         raise BadInputError("A removal model fills the area itself; set the pre-fill to 'none'.")
     device = pick_device(job.device)
     seeds = list(context.seeds) if is_seeded(info) else list(context.seeds[:1])
@@ -355,7 +355,7 @@ def run_removal(context: RunContext, models: RemovalModels) -> RunOutcome:
 
 
 def prefill(context: RunContext, models: RemovalModels, resolver: ModelResolver) -> tuple[RunContext, dict[str, Any]]:
-    """ "Remove, then refine": the context with the masked pixels of its input filled by `job.prefill`.
+    """Remove, then refine: the context with the masked pixels of its input filled by `job.prefill`.
 
     Only pixels inside the (grown) mask change, so the composite after the diffusion model keeps every pixel
     outside the feather exact; inside the feather band the result blends into the pre-filled pixels, not

@@ -386,3 +386,28 @@ def test_cli_download_of_a_removal_model_fetches_its_file(monkeypatch, cache: Pa
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     assert cli.main(["download", "migan"]) == 0
     assert len(downloaded) == 1 and "migan: removal model installed" in capsys.readouterr().out
+
+
+def test_a_chain_recipe_removes_then_refines(engine: Engine, migan: Path, tiny_sd_inpaint) -> None:
+    from inpaint_studio.engine.chain import Chain, run_chain
+
+    image, mask = photo_with_hole(96, 80, (30, 20, 70, 60))
+    recipe = {
+        "format": "inpaint-studio/chain",
+        "version": 1,
+        "defaults": {"steps": 4, "seed": 2},
+        "steps": [
+            {"name": "remove", "job": {"model": str(migan)}},
+            {
+                "name": "refine",
+                "job": {"model": str(tiny_sd_inpaint), "prompt": "moss", "prefill": str(migan), "strength": 0.5},
+            },
+        ],
+    }
+    result = run_chain(engine, Chain.from_dict(recipe), {"image": image, "mask": mask})
+    record = result.record()
+    assert record["steps"][0]["result"]["extra"]["removal_network"] == MIGAN
+    assert record["steps"][1]["job"]["prefill"] == str(migan)
+    assert record["steps"][1]["result"]["extra"]["prefill"]["removal_network"] == MIGAN
+    again = run_chain(engine, Chain.from_dict(record), {"image": image, "mask": mask})  # the record replays
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(result.images, again.images))
