@@ -7,6 +7,7 @@ Reads JSON, safetensors headers and the Hugging Face cache index only: no torch,
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -137,9 +138,13 @@ def can_run(choice: ModelChoice) -> bool:
     (the optional vision extra). Looked up without importing anything (the UI thread never loads torch)."""
     if not choice.installed:
         return False
-    if choice.architecture == MIGAN:
-        return importlib.util.find_spec("onnxruntime") is not None
-    return importlib.util.find_spec("spandrel") is not None
+    return _installed("onnxruntime" if choice.architecture == MIGAN else "spandrel")
+
+
+@functools.cache
+def _installed(package: str) -> bool:
+    """Whether a package can be imported (looked up once: the panel asks on every change of a setting)."""
+    return importlib.util.find_spec(package) is not None
 
 
 def best_removal(choices: list[ModelChoice]) -> ModelChoice | None:

@@ -395,7 +395,7 @@ def resolve_model(
         return ModelInfo(reference=reference, source="classic", family=Family.CLASSIC)
     entry = removal_entry(reference)
     if entry is not None:
-        return resolve_removal(entry, allow_download=allow_download, progress=progress)
+        return resolve_catalog_removal(entry, allow_download=allow_download, progress=progress)
 
     path = Path(reference).expanduser()
     if path.exists():
@@ -430,7 +430,7 @@ def resolve_model(
     return info
 
 
-def resolve_removal(
+def resolve_catalog_removal(
     entry: CatalogEntry, *, allow_download: bool = False, progress: Callable[..., Any] | None = None
 ) -> ModelInfo:
     """A catalog removal network ("lama", "mat", "migan") -> its file in the Hugging Face cache."""
