@@ -196,6 +196,8 @@ def engine_summary(job: InpaintJob, choices: list[ModelChoice]) -> str:
         return f"Will run: the classical fill ({method}){hint}."
     if choice is not None and choice.is_removal:
         after = "" if choice.installed else ", once downloaded"
+        if choice.installed and not can_run(choice):
+            after = ', which needs the optional vision parts: pip install "inpaint-studio[vision]"'
         return f"Will run: {removal_label(choice, reference)} removal, no prompt{after}."
     name = choice.label if choice is not None else Path(reference).name or reference
     name = name.split(" (")[0]

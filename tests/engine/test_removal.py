@@ -411,3 +411,35 @@ def test_a_chain_recipe_removes_then_refines(engine: Engine, migan: Path, tiny_s
     assert record["steps"][1]["result"]["extra"]["prefill"]["removal_network"] == MIGAN
     again = run_chain(engine, Chain.from_dict(record), {"image": image, "mask": mask})  # the record replays
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(result.images, again.images))
+
+
+def test_which_engine_runs_is_one_line_and_the_default_choice_means_removal(monkeypatch) -> None:
+    from inpaint_studio.core.jobspec import ClassicalMethod
+    from inpaint_studio.engine import model_list
+    from inpaint_studio.engine.catalog import InstalledModel
+
+    def choices(installed: list[str]) -> list:
+        found = [InstalledModel(name, Path(f"/cache/{name}"), 0.1, Family.REMOVAL) for name in installed]
+        return model_choices(found, [])
+
+    monkeypatch.setattr(model_list, "_installed", lambda package: package == "onnxruntime")  # no spandrel here
+    default = InpaintJob()
+    assert model_list.model_to_run(default, choices([])) == "classic"
+    assert model_list.engine_summary(default, choices([])).startswith("Will run: the classical fill (auto); for")
+    both = choices(["lama", "migan"])
+    assert model_list.model_to_run(default, both) == "migan"  # LaMa cannot run without spandrel
+    assert model_list.engine_summary(default, both).startswith("Will run: MI-GAN removal (installed;")
+    telea = default.replace(classical_method=ClassicalMethod.TELEA)
+    assert model_list.model_to_run(telea, both) == "classic"  # an explicit fill method is the classical fill
+    lama = model_list.engine_summary(default.replace(model="lama"), both)
+    assert lama == (
+        "Will run: LaMa removal, no prompt, which needs the optional vision parts: "
+        'pip install "inpaint-studio[vision]".'
+    )
+    monkeypatch.setattr(model_list, "_installed", lambda package: True)
+    assert model_list.model_to_run(default, both) == "lama"  # LaMa first when it can run
+    sd = default.replace(model="stable-diffusion-v1-5/stable-diffusion-inpainting", prefill="migan", strength=0.6)
+    assert model_list.engine_summary(sd, both) == (
+        "Will run: MI-GAN removal, then Stable Diffusion 1.5 Inpainting, 30 steps at strength 0.6 with no prompt "
+        "(to remove an object: Remove, Shift+Delete)."
+    )
