@@ -17,12 +17,13 @@ Scenarios, each through Engine.run (masked region, composite and colour match in
 
 Each (network, scenario) runs in a fresh subprocess so that its peak resident memory (ru_maxrss) is its own;
 "peak MB" is that peak, "+MB" its growth during the timed runs (after loading the network and the first run).
-"CPU s" is the process's CPU time per run (all its threads): unlike wall-clock seconds it barely changes when
-other work shares the cores, so it is the figure to compare on a busy machine (on a quiet one, wall time is
-about CPU time divided by the cores kept busy).
+"CPU s" is the process's CPU time per run (all its threads). With `--threads 1` it barely changes when other
+work shares the cores, so it is the figure to compare on a busy machine; with more threads, torch's OpenMP
+workers spin while they wait for each other, which adds CPU time when the cores are contended.
 LaMa needs spandrel, so it runs under the vision venv's Python (--vision-python). `--variants` also times
-what the engine does not do by default (LaMa with channels_last; onnxruntime with spin-waiting threads, basic
-graph optimisation, parallel execution), so the defaults in engine/removal.py stay measured choices.
+what the engine does not do by default (LaMa in the plain memory layout, the engine's is channels_last;
+onnxruntime with spin-waiting threads, basic graph optimisation, parallel execution), so the defaults in
+engine/removal.py stay measured choices.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def measure(model: str, scenario: str, repeat: int, threads: int, variant: str) 
 
 
 def _variant_loader(variant: str, threads: int):
-    """Loaders for the --variants table: other onnxruntime session options, LaMa in channels_last."""
+    """Loaders for the --variants table: other onnxruntime session options, LaMa in the plain layout."""
     from inpaint_studio.engine import removal
 
     def load(info, device):
@@ -167,10 +168,13 @@ def _variant_loader(variant: str, threads: int):
             session = ort.InferenceSession(str(info.path), sess_options=options, providers=["CPUExecutionProvider"])
             return removal.OnnxMiGan(session, "cpu")
         network = removal.load_network(info, device)
-        if variant == "channels-last":
+        if variant == "contiguous":  # the engine runs LaMa in channels_last: time the plain layout too
+            import dataclasses
+
             import torch
 
-            network.descriptor.model.to(memory_format=torch.channels_last)
+            network.descriptor.model.to(memory_format=torch.contiguous_format)
+            network.contract = dataclasses.replace(network.contract, channels_last=False)
         return network
 
     return load
@@ -255,7 +259,7 @@ def main() -> int:
             print("| --- | --- | --- | --- | --- | --- |")
             trials = [
                 ("lama", "default"),
-                ("lama", "channels-last"),
+                ("lama", "contiguous"),
                 ("migan", "default"),
                 ("migan", "ort-spinning"),
                 ("migan", "ort-basic"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Literal
@@ -77,7 +78,9 @@ def read_weights(path: Path) -> dict[str, Any]:
         if suffix == ".safetensors":
             return dict(load_file(str(path), device="cpu"))
         if suffix == ".pt" and _is_torchscript(path):
-            return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+            with warnings.catch_warnings():  # TorchScript is deprecated; IOPaint still ships big-lama as one
+                warnings.simplefilter("ignore", FutureWarning)
+                return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
         raise ModelUnavailableError(
