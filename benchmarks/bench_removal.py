@@ -6,7 +6,7 @@ their values): LaMa is spandrel's big-lama architecture at its real size (51 M p
 ONNX pipeline shape as the authors' file, exported here and run by onnxruntime exactly as the engine runs it.
 
     .venv/bin/python benchmarks/bench_removal.py                 # MI-GAN and the classical fill; LaMa in
-                                                                 # .venv-vision (found next to .venv)
+                                                                 # .venv-vision (--vision-python to choose)
     .venv/bin/python benchmarks/bench_removal.py --repeat 5 --threads 2 --variants
 
 Scenarios, each through Engine.run (masked region, composite and colour match included):
@@ -208,7 +208,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--networks", default="lama,migan,classic")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
-    parser.add_argument("--vision-python", default=str(ROOT.parent / "main" / ".venv-vision" / "bin" / "python"))
+    parser.add_argument(
+        "--vision-python",
+        default=str(ROOT / ".venv-vision" / "bin" / "python"),
+        help="a Python with spandrel, for LaMa (default: the .venv-vision that .ci/run makes)",
+    )
     parser.add_argument("--variants", action="store_true", help="also time channels_last / other ORT options")
     args = parser.parse_args()
     networks = args.networks.split(",")
