@@ -52,6 +52,7 @@ NON_DEFAULT: dict[str, Any] = {
     "ip_adapter_scale": 0.45,
     "ip_adapter_masked": True,
     "fast": "lcm",
+    "prefill": "lama",
 }
 assert set(NON_DEFAULT) == set(job_field_paths()), "every job field needs an example (tests/job_examples.py)"
 

@@ -35,8 +35,11 @@ def test_classical_inpaint_writes_the_output_with_parameters(files, capsys):
     with Image.open(out) as result:
         assert result.size == (101, 67)
         params = parse_parameters(result.info["parameters"])
-    assert params["Seed"] == "5"
-    assert "seed 5" in capsys.readouterr().out
+    # issue 11: the classical fill uses no seed, steps or sampler, so none is written (the seed was ignored).
+    assert params["Model"] == "classic" and params["Mask blur"] == "8" and params["prompt"] == ""
+    assert not {"Seed", "Steps", "Sampler", "CFG scale", "Denoising strength"} & set(params)
+    captured = capsys.readouterr()
+    assert "seed" not in captured.out and "does not use --seed; ignored" in captured.err
 
 
 def test_diffusion_variants_and_progress_bar(files, tiny_sd_inpaint, capsys):

@@ -14,10 +14,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inpaint_studio.cli.common import ProgressBar, add_model_access, cancel_on_sigint, make_engine, slug
+from inpaint_studio.cli.common import (
+    ProgressBar,
+    add_model_access,
+    cancel_on_sigint,
+    make_engine,
+    record_parameters,
+    slug,
+)
 from inpaint_studio.core.errors import BadInputError, InpaintStudioError
 from inpaint_studio.core.imageio import load_image, load_mask, save_image
-from inpaint_studio.core.parameters import format_parameters
 from inpaint_studio.engine.chain import (
     IMAGE_INPUT,
     Chain,
@@ -111,19 +117,20 @@ def run(args: argparse.Namespace) -> int:
 
     def on_step(index: int, result: Any) -> None:
         step = chain.steps[index]
-        image, seed = result.images[0], result.seeds[0]
+        image = result.images[0]
         path = out_dir / f"{index + 1:02d}-{slug(step.name or step.job.task.value)}.png"
-        params = format_parameters(
-            result.job,
-            width=image.width,
-            height=image.height,
-            seed=seed,
-            model_name=result.model.get("reference", result.job.model),
+        record = result.record()
+        params = record_parameters(
+            record,
+            image.width,
+            image.height,
+            result.model.get("reference", result.job.model),
             extra={"Task": result.job.task.value, "Chain step": f"{index + 1} of {count}"},
         )
         save_image(image, path, parameters=params, icc_profile=icc, exif=exif)
         finished.append(result)
-        print(f"{path}  step {index + 1}/{count}  seed {seed}  {result.duration_s:.1f}s on {result.device}")
+        seed = "" if record.seed_used is None else f"  seed {record.seed_used}"
+        print(f"{path}  step {index + 1}/{count}{seed}  {result.duration_s:.1f}s on {result.device}")
 
     def write_summary() -> None:
         record = ChainResult(chain, finished, {n: digest(v) for n, v in inputs.items()}).record()

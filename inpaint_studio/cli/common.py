@@ -12,8 +12,21 @@ from typing import Any
 
 from PIL import Image
 
+from inpaint_studio.cli.job_options import JOB_OPTIONS, given_job_values
 from inpaint_studio.core.errors import BadInputError
+from inpaint_studio.core.jobspec import InpaintJob
+from inpaint_studio.core.parameters import format_parameters
+from inpaint_studio.core.record import GenerationRecord
+from inpaint_studio.engine.classical import LARGE_HOLE_PX
 from inpaint_studio.engine.events import CancelToken, JobFinished, JobProgress, JobStarted
+from inpaint_studio.engine.families import Family
+from inpaint_studio.engine.models import ModelInfo
+from inpaint_studio.engine.removal import is_seeded
+
+# Settings only a diffusion model uses. A prompt given to a fill is an error (what was asked would not be
+# painted, and nothing says so in the output); the numbers only tune a diffusion run, so they are a warning.
+_PROMPTS = ("prompt", "negative_prompt")
+_DIFFUSION_ONLY = ("steps", "scheduler", "guidance_scale", "strength", "prompt_weighting", "seed")
 
 
 class ProgressBar:
@@ -137,3 +150,63 @@ def output_paths(out: Path, variants: int) -> list[Path]:
 
 def slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-")[:40] or "step"
+
+
+def fill_name(info: ModelInfo) -> str:
+    """How the messages name a model that fills without diffusion."""
+    if info.family is Family.CLASSIC:
+        return "The classical fill"
+    return f"{info.pipeline_class or 'The'} removal model"
+
+
+def check_fill_options(args: argparse.Namespace, job: InpaintJob, info: ModelInfo) -> None:
+    """A prompt given to the classical fill or a removal model is an error; diffusion-only numbers a warning.
+
+    Only what was given on the command line counts (a --job file's or recipe's settings are data, recorded
+    without what the fill ignores). The seed is used by MAT, so it is not a warning there."""
+    if info.family not in (Family.CLASSIC, Family.REMOVAL):
+        return
+    seeded = is_seeded(info)
+    given = given_job_values(args)
+    flags = {option.path: option.flag for option in JOB_OPTIONS}
+    name = fill_name(info)
+    prompts = [flags[key] for key in _PROMPTS if str(given.get(key, "")).strip()]
+    if prompts:
+        prefill = job.model if info.family is Family.REMOVAL and job.model in ("lama", "mat", "migan") else "lama"
+        raise BadInputError(
+            f"{name} takes no prompt: it fills the mask from its surroundings; leave out {' and '.join(prompts)}, "
+            f"or choose a diffusion model with --model (add --prefill {prefill} to remove first, then paint the "
+            "prompt)."
+        )
+    ignored = [flags[key] for key in _DIFFUSION_ONLY if key in given and not (key == "seed" and seeded)]
+    if ignored:
+        print(
+            f"inpaint-studio: {name} does not use {', '.join(ignored)}; ignored (and not written into the image).",
+            file=sys.stderr,
+        )
+
+
+def record_parameters(
+    record: GenerationRecord, width: int, height: int, model_name: str, extra: dict[str, Any] | None = None
+) -> str:
+    """The image's A1111 parameters for one result: without prompt, steps and sampler for a fill."""
+    return format_parameters(
+        record.job,
+        width=width,
+        height=height,
+        seed=record.seed_used,
+        model_name=model_name,
+        extra=extra,
+        diffusion=record.ran_diffusion,
+    )
+
+
+def note_large_hole(extra: dict[str, Any]) -> None:
+    """After a classical fill of a hole too thick for it (engine/classical.py LARGE_HOLE_PX): say what to use."""
+    if extra.get("hole_too_large"):
+        print(
+            f"inpaint-studio: the hole is {extra.get('hole_thickness_px', 0):.0f} px thick; the classical fill "
+            f"smears holes thicker than {LARGE_HOLE_PX:.0f} px into streaks, so use a removal model: --model migan "
+            "(or lama, mat; add --download to fetch it).",
+            file=sys.stderr,
+        )

@@ -10,15 +10,17 @@ from inpaint_studio.cli.common import (
     ProgressBar,
     add_model_access,
     cancel_on_sigint,
+    check_fill_options,
     check_output,
     make_engine,
+    note_large_hole,
     note_unsafe,
     output_paths,
+    record_parameters,
 )
 from inpaint_studio.cli.job_options import add_job_options, job_from_args
 from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.imageio import load_image, load_mask, save_image
-from inpaint_studio.core.parameters import format_parameters
 from inpaint_studio.engine.events import CancelToken
 
 
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
             raise BadInputError("--reference needs an IP-Adapter to use it; add --ip-adapter ID (e.g. h94/IP-Adapter).")
         extra["reference_image"] = load_image(Path(args.reference)).image
     engine = make_engine(args)
+    check_fill_options(args, job, engine.resolve(job.model))
     cancel = CancelToken()
     previous = cancel_on_sigint(cancel)
     try:
@@ -58,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
     model_name = result.model.get("reference", job.model)
     for variant, (path, image) in enumerate(zip(output_paths(out, len(result.images)), result.images)):
         record = result.record(variant)
-        params = format_parameters(
-            record.job, width=image.width, height=image.height, seed=record.seed, model_name=model_name
-        )
+        params = record_parameters(record, image.width, image.height, model_name)
         save_image(image, path, parameters=params, icc_profile=loaded.icc_profile, exif=loaded.exif)
-        print(f"{path}  seed {record.seed}  {result.duration_s:.1f}s on {result.device}")
+        seed = "" if record.seed_used is None else f"  seed {record.seed_used}"
+        print(f"{path}{seed}  {result.duration_s:.1f}s on {result.device}")
+    note_large_hole(result.extra)
     return 0

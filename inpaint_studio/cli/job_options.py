@@ -81,7 +81,12 @@ def embedding_item(text: str) -> list[str]:
 
 
 JOB_OPTIONS: tuple[JobOption, ...] = (
-    JobOption("--model", "model", "hub id, diffusers folder, .safetensors file, or 'classic'", str),
+    JobOption(
+        "--model",
+        "model",
+        "hub id, diffusers folder, .safetensors file, 'classic', or a removal model: lama, mat, migan or its file",
+        str,
+    ),
     JobOption("--prompt", "prompt", "what to paint into the masked area", str),
     JobOption("--negative", "negative_prompt", "what to avoid", str),
     JobOption("--strength", "strength", "0-1: how much the area may change", float),
@@ -138,6 +143,13 @@ JOB_OPTIONS: tuple[JobOption, ...] = (
     JobOption("--reference-masked", "ip_adapter_masked", "the reference acts inside the mask only"),
     JobOption("--fast", "fast", f"fast mode: a few-step LoRA ({DEFAULT_FAST}) with its sampler", sets=DEFAULT_FAST),
     JobOption("--fast-mode", "fast", "which few-step LoRA fast mode uses", str, FAST_CHOICES),
+    JobOption(
+        "--prefill",
+        "prefill",
+        "remove, then refine: fill the mask first with classic, lama, mat, migan or a removal model file, "
+        "then redraw it with the diffusion model at --strength",
+        str,
+    ),
 )
 
 

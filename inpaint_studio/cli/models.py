@@ -114,7 +114,9 @@ def print_rows(rows: list[dict[str, Any]], *, as_json: bool) -> int:
     print(f"{'installed':<10} {'family':<20} {'size':>8}  id")
     for row in rows:
         size = row.get("size_gb", row.get("download_gb"))
-        size_text = f"{size:.1f} GB" if isinstance(size, int | float) else "-"
+        size_text = "-"
+        if isinstance(size, int | float):
+            size_text = f"{size:.1f} GB" if size >= 0.1 else f"{size * 1000:.0f} MB"  # MI-GAN is 30 MB
         mark = "yes" if row["installed"] else "no"
         print(f"{mark:<10} {row['family']:<20} {size_text:>8}  {row['id']}")
     return 0

@@ -11,7 +11,14 @@ import signal
 import sys
 from pathlib import Path
 
-from inpaint_studio.cli.common import ProgressBar, add_model_access, cancel_on_sigint, make_engine, slug
+from inpaint_studio.cli.common import (
+    ProgressBar,
+    add_model_access,
+    cancel_on_sigint,
+    make_engine,
+    record_parameters,
+    slug,
+)
 from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.history import GENERATION_KINDS
 from inpaint_studio.core.imageio import save_image
@@ -70,14 +77,18 @@ def run(args: argparse.Namespace) -> int:
         )
         for step in steps:
             image = step.image
-            params = format_parameters(
-                step.job, width=image.width, height=image.height, seed=step.job.seed or 0, model_name=step.job.model
-            )
+            if step.record is not None:
+                params = record_parameters(step.record, image.width, image.height, step.job.model)
+            else:
+                params = format_parameters(
+                    step.job, width=image.width, height=image.height, seed=step.job.seed or 0, model_name=step.job.model
+                )
             path = out_dir / f"{step.entry_id:03d}-{slug(step.title)}.png"
             save_image(image, path, parameters=params, icc_profile=project.document.metadata.get("icc_profile"))
             verdict = {True: "identical to the record", False: "differs from the record", None: "not compared"}
             differing += step.identical is False
-            print(f"{path}  entry #{step.entry_id}  seed {step.job.seed}  {verdict[step.identical]}")
+            seed = "" if step.record is not None and step.record.seed_used is None else f"  seed {step.job.seed}"
+            print(f"{path}  entry #{step.entry_id}{seed}  {verdict[step.identical]}")
     finally:
         signal.signal(signal.SIGINT, previous)
     if differing and args.seed is None and args.model is None:

@@ -20,6 +20,12 @@ from inpaint_studio.core.errors import BadInputError
 CLASSIC_MODEL = "classic"
 """Model reference of the classical (OpenCV) fill: works with nothing downloaded."""
 
+REMOVAL_MODELS = ("lama", "mat", "migan")
+"""Catalog names of the object-removal networks (resources/models.json, docs/removal.md): no prompt, one pass."""
+REMOVAL_FILE_SUFFIXES = (".safetensors", ".pth", ".pt", ".onnx")
+"""Files that can hold a removal network (LaMa / MAT weights, an MI-GAN ONNX pipeline)."""
+PREFILL_NONE = "none"
+
 MAX_SEED = 2**32 - 1
 MAX_VARIANTS = 16
 MAX_STEPS = 500
@@ -167,6 +173,9 @@ class InpaintJob:
     ip_adapter_scale: float = 0.6  # how strongly the reference image steers the result
     ip_adapter_masked: bool = False  # the reference acts inside the mask only (diffusers' ip_adapter_masks)
     fast: str = OFF  # a few-step LoRA with its sampler, steps and guidance: off | lcm | tcd | hyper | lightning
+    # "Remove, then refine": fill the masked area with the classical fill or a removal model first, then let
+    # the diffusion model redraw it at `strength` (none | classic | lama | mat | migan | a removal model file)
+    prefill: str = PREFILL_NONE
 
     # ---- validation -------------------------------------------------------------------------------------
     @property
@@ -226,6 +235,7 @@ class InpaintJob:
         out.extend(self.mask.problems())
         out.extend(self._task_problems())
         out.extend(self._option_problems())
+        out.extend(self._prefill_problems())
         out.extend(self.speed.problems())
         out.extend(self._addon_problems())
         return out
@@ -304,6 +314,31 @@ class InpaintJob:
             out.append(f"Reference scale is {self.ip_adapter_scale}; use a value between 0 and 2 (0.6 is usual).")
         if self.fast not in FAST_CHOICES:
             out.append(f"Fast mode '{self.fast}' is unknown; use one of: {', '.join(FAST_CHOICES)}.")
+        return out
+
+    def _prefill_problems(self) -> list[str]:
+        prefill = self.prefill.strip()
+        if prefill == PREFILL_NONE:
+            return []
+        choices = f"'{PREFILL_NONE}', '{CLASSIC_MODEL}', {', '.join(REMOVAL_MODELS)} or a removal model file"
+        if not prefill:
+            return [f"The pre-fill is empty; use {choices}."]
+        out: list[str] = []
+        named = prefill == CLASSIC_MODEL or prefill in REMOVAL_MODELS
+        if not named and not prefill.lower().endswith(REMOVAL_FILE_SUFFIXES):
+            out.append(f"The pre-fill {prefill!r:.60} is not a removal model; use {choices}.")
+        if self.is_classical or self.model.strip() in REMOVAL_MODELS:
+            out.append(
+                "A pre-fill prepares the area for a diffusion model to redraw; choose a diffusion model, "
+                f"or set the pre-fill to '{PREFILL_NONE}'."
+            )
+        elif self.task is not Task.INPAINT:
+            out.append(
+                f"A pre-fill only works when inpainting; set the task to inpaint or the pre-fill to '{PREFILL_NONE}'."
+            )
+        elif self.strength >= 1.0:
+            # At strength 1 the diffusion model starts from pure noise: the pre-filled pixels would not count.
+            out.append("At strength 1 the pre-filled area is replaced entirely; lower the strength (0.5-0.8 is usual).")
         return out
 
     def validate(self) -> InpaintJob:
@@ -436,6 +471,7 @@ _FIELD_KINDS: dict[str, str] = {
     "ip_adapter_scale": "float",
     "ip_adapter_masked": "bool",
     "fast": "str",
+    "prefill": "str",
     # MaskOptions / SpeedOptions
     "grow_px": "int",
     "feather_px": "int",

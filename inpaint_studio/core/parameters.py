@@ -53,9 +53,10 @@ def format_parameters(
     *,
     width: int,
     height: int,
-    seed: int,
+    seed: int | None,
     model_name: str,
     extra: Mapping[str, str | int | float] | None = None,
+    diffusion: bool = True,
 ) -> str:
     """Write `job` as an A1111 "parameters" text for the image it produced.
 
@@ -66,13 +67,17 @@ def format_parameters(
     equal to a standard one replaces its value in place). The "Negative prompt:" line is left out when the
     negative prompt is empty; with both prompts empty the text is the settings line alone (as A1111 does).
 
+    `diffusion=False` (the classical fill, a removal network) leaves out what such a fill does not use: the
+    prompts, Steps, Sampler, CFG scale and Denoising strength; Seed is left out whenever `seed` is None.
+    Without "Steps" the text is not offered as parameters to load when the image is opened again.
+
     Raises ValueError when an `extra` key could not be read back as one key (a programming error).
     """
     settings: dict[str, str | int | float] = {
         "Steps": job.steps,
         "Sampler": job.scheduler,
         "CFG scale": job.guidance_scale,
-        "Seed": seed,
+        "Seed": -1 if seed is None else seed,
         "Size": f"{width}x{height}",
         "Model": model_name,
         "Denoising strength": job.strength,
@@ -80,6 +85,9 @@ def format_parameters(
         "Inpaint area": _AREA_NAMES[Area(job.area)],
         "Masked area padding": job.padding_px,
     }
+    unused = () if diffusion else ("Steps", "Sampler", "CFG scale", "Denoising strength")
+    for key in (*unused, *(("Seed",) if seed is None else ())):
+        del settings[key]
     settings.update(_addon_settings(job))
     for key, value in (extra or {}).items():
         if not isinstance(key, str) or not _KEY.fullmatch(key) or key in _RESERVED_KEYS:
@@ -90,6 +98,8 @@ def format_parameters(
         settings[key] = value
     line = ", ".join(f"{key}: {_quote(_to_text(value))}" for key, value in settings.items())
 
+    if not diffusion:
+        return line
     head = job.prompt
     tags = " ".join(f"<lora:{addon_name(reference)}:{_to_text(weight)}>" for reference, weight in job.loras)
     if tags:

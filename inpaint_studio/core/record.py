@@ -22,6 +22,7 @@ from inpaint_studio.core.jobspec import InpaintJob
 
 VERSION = 2
 Region = tuple[int, int, int, int]
+FILL_FAMILIES = ("classic", "removal")  # model families that fill without diffusion (no prompt, no steps)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,21 @@ class GenerationRecord:
     def submitted_job(self) -> InpaintJob:
         """The job as Generate would submit it again: this result's seed, the batch's variant count."""
         return self.job.replace(variants=self.batch_size)
+
+    @property
+    def ran_diffusion(self) -> bool:
+        """False for the classical fill and removal networks, which use no prompt, steps or sampler."""
+        family = self.model.get("family")
+        if family is None:
+            return not self.job.is_classical
+        return family not in FILL_FAMILIES
+
+    @property
+    def seed_used(self) -> int | None:
+        """The seed when it chose the result (diffusion, MAT); None when the model has no use for one."""
+        if self.ran_diffusion or self.extra.get("seeded") is True:
+            return self.seed
+        return None
 
     @property
     def model_name(self) -> str:

@@ -25,6 +25,14 @@ class CatalogEntry:
     licence: str
     note: str
     min_vram_gb: float
+    # Removal networks are one file of a hub repository (the id is their short name: "lama", "mat", "migan").
+    repo: str = ""
+    file: str = ""
+    architecture: str = ""
+
+    @property
+    def is_removal(self) -> bool:
+        return self.family is Family.REMOVAL
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,9 @@ def catalog() -> tuple[CatalogEntry, ...]:
             licence=m["licence"],
             note=m.get("note", ""),
             min_vram_gb=float(m.get("min_vram_gb", 0)),
+            repo=m.get("repo", ""),
+            file=m.get("file", ""),
+            architecture=m.get("architecture", ""),
         )
         for m in data["models"]
     )
@@ -98,6 +109,16 @@ def catalog_entry(model_id: str) -> CatalogEntry | None:
     return next((e for e in catalog() if e.id == model_id), None)
 
 
+def removal_entry(name: str) -> CatalogEntry | None:
+    """The catalog's removal network called `name` ("lama", "mat", "migan"), if there is one."""
+    entry = catalog_entry(name.strip())
+    return entry if entry is not None and entry.is_removal else None
+
+
+def removal_entries() -> tuple[CatalogEntry, ...]:
+    return tuple(entry for entry in catalog() if entry.is_removal)
+
+
 def download_hint(model_id: str) -> str:
     """What the user should do to get a model that is not installed (one sentence, ends with a period)."""
     entry = catalog_entry(model_id) or addon_entry(model_id)
@@ -109,7 +130,7 @@ def download_hint(model_id: str) -> str:
 
 
 def installed_models(cache_dir: Path | None = None) -> list[InstalledModel]:
-    """Diffusers pipelines present in the local Hugging Face cache (no network)."""
+    """Diffusers pipelines and removal networks present in the local Hugging Face cache (no network)."""
     from huggingface_hub import scan_cache_dir
 
     try:
@@ -117,8 +138,14 @@ def installed_models(cache_dir: Path | None = None) -> list[InstalledModel]:
     except Exception:  # no cache folder yet, or an unreadable one: nothing is installed
         return []
     out = []
+    removal = {entry.repo: entry for entry in removal_entries()}
     for repo in info.repos:
         if repo.repo_type != "model":
+            continue
+        if repo.repo_id in removal:
+            found = _removal_file(repo, removal[repo.repo_id])
+            if found is not None:
+                out.append(found)
             continue
         for revision in sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True):
             index = Path(revision.snapshot_path) / "model_index.json"
@@ -138,3 +165,12 @@ def installed_models(cache_dir: Path | None = None) -> list[InstalledModel]:
             )
             break
     return out
+
+
+def _removal_file(repo: object, entry: CatalogEntry) -> InstalledModel | None:
+    """The newest cached copy of a removal network's file (its repository may hold other files too)."""
+    for revision in sorted(repo.revisions, key=lambda r: r.last_modified, reverse=True):  # type: ignore[attr-defined]
+        path = Path(revision.snapshot_path) / entry.file
+        if path.is_file():
+            return InstalledModel(id=entry.id, path=path, size_gb=path.stat().st_size / 1e9, family=Family.REMOVAL)
+    return None

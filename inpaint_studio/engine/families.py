@@ -18,6 +18,7 @@ class Family(str, Enum):
     SDXL = "sdxl"  # 4-channel SDXL base: latent blending
     SDXL_REFINER = "sdxl_refiner"
     KANDINSKY22_INPAINT = "kandinsky22_inpaint"
+    REMOVAL = "removal"  # an object-removal network (LaMa, MAT, MI-GAN): no prompt, one pass (engine/removal.py)
     UNKNOWN = "unknown"
 
     @property

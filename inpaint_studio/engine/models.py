@@ -2,6 +2,9 @@
 
 A reference is one of:
 - "classic" (or "classic:telea" ...): the OpenCV fill, nothing to load;
+- "lama", "mat", "migan": a removal network of the catalog (one file of a hub repository), or a removal
+  network's own file: a .safetensors / .pth / .pt with LaMa or MAT weights, an MI-GAN .onnx pipeline (told
+  apart from SD checkpoints by the names inside, removal_files.py; loaded weights-only by removal.py);
 - a local diffusers folder (has model_index.json);
 - a single-file .safetensors checkpoint (original Stable Diffusion layout);
 - a Hugging Face hub id "owner/name", found in the local cache, or downloaded when the caller allows it.
@@ -31,8 +34,9 @@ from typing import Any
 
 from inpaint_studio.core.errors import ModelUnavailableError
 from inpaint_studio.core.jobspec import CLASSIC_MODEL
-from inpaint_studio.engine.catalog import download_hint
+from inpaint_studio.engine.catalog import CatalogEntry, download_hint, removal_entry
 from inpaint_studio.engine.families import PIPELINE_FAMILIES, Family
+from inpaint_studio.engine.removal_files import removal_architecture
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 PICKLED_CHECKPOINTS = (".ckpt", ".pt", ".pth")  # single-file SD checkpoints saved with torch.save
@@ -44,7 +48,8 @@ class ModelInfo:
     """What a reference resolved to; `to_dict()` is what history records keep."""
 
     reference: str
-    source: str  # classic | folder | single_file | legacy_checkpoint (pickled, allowed by the user) | hub
+    # classic | folder | single_file | legacy_checkpoint (pickled, allowed by the user) | hub | removal_file
+    source: str
     family: Family
     path: Path | None = None
     pipeline_class: str | None = None
@@ -212,8 +217,8 @@ def detect_single_file(path: Path) -> ModelInfo:
     conv_in = header.get("model.diffusion_model.input_blocks.0.0.weight")
     if not isinstance(conv_in, dict) or len(conv_in.get("shape", [])) != 4:
         raise ModelUnavailableError(
-            f"The file {path} is not a Stable Diffusion checkpoint this app can load; "
-            "use an SD 1.x/2.x or SDXL .safetensors file, or a diffusers folder."
+            f"The file {path} is not a Stable Diffusion checkpoint this app can load; use an SD 1.x/2.x or SDXL "
+            ".safetensors file, a diffusers folder, or a removal model (LaMa, MAT, MI-GAN)."
         )
     in_channels = int(conv_in["shape"][1])
     sdxl = any(key.startswith("conditioner.embedders.") for key in header)
@@ -339,7 +344,9 @@ def find_in_cache(repo_id: str, marker: str = "model_index.json") -> Path | None
 
 
 def download(repo_id: str, progress: Callable[..., Any] | None = None) -> Path:
-    """Download a hub model into the standard Hugging Face cache (safetensors only)."""
+    """Download a hub model into the standard Hugging Face cache (safetensors only).
+
+    A removal network's catalog name ("lama", ...) downloads its one file (a .safetensors or an .onnx)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -348,8 +355,12 @@ def download(repo_id: str, progress: Callable[..., Any] | None = None) -> Path:
         RepositoryNotFoundError,
     )
 
+    entry = removal_entry(repo_id)
     try:
         kwargs: dict[str, Any] = {"allow_patterns": DOWNLOAD_PATTERNS, "ignore_patterns": SKIP_PATTERNS}
+        if entry is not None:
+            kwargs = {"allow_patterns": [entry.file]}
+            repo_id = entry.repo
         if progress is not None:
             kwargs["tqdm_class"] = progress
         return Path(snapshot_download(repo_id, **kwargs))
@@ -390,19 +401,27 @@ def resolve_model(
     reference = reference.strip()
     if reference == CLASSIC_MODEL or reference.startswith(CLASSIC_MODEL + ":"):
         return ModelInfo(reference=reference, source="classic", family=Family.CLASSIC)
+    entry = removal_entry(reference)
+    if entry is not None:
+        return resolve_catalog_removal(entry, allow_download=allow_download, progress=progress)
 
     path = Path(reference).expanduser()
     if path.exists():
         if path.is_dir():
             return detect_folder(path, reference=str(path))
         suffix = path.suffix.lower()
+        architecture = removal_architecture(path)
+        if architecture is not None:  # decided from names only: nothing is unpickled here
+            return ModelInfo(str(path), "removal_file", Family.REMOVAL, path=path, pipeline_class=architecture)
         if suffix == ".safetensors":
             return detect_single_file(path)
         if suffix in PICKLED_CHECKPOINTS and allow_unsafe:
             return detect_legacy_checkpoint(path)
         if suffix in PICKLED_SUFFIXES:
             raise pickled_checkpoint_refusal(path)
-        raise ModelUnavailableError(f"{path} is not a model; choose a diffusers folder or a .safetensors checkpoint.")
+        raise ModelUnavailableError(
+            f"{path} is not a model; choose a diffusers folder, a .safetensors checkpoint or a removal model file."
+        )
     looks_like_path = reference.startswith((".", "/", "~")) or "\\" in reference or reference.endswith(".safetensors")
     if looks_like_path or not HUB_ID.match(reference):
         raise ModelUnavailableError(
@@ -417,6 +436,25 @@ def resolve_model(
         snapshot = download(reference, progress=progress)
     info = detect_folder(snapshot, reference=reference, source="hub", revision=_revision_of(snapshot))
     return info
+
+
+def resolve_catalog_removal(
+    entry: CatalogEntry, *, allow_download: bool = False, progress: Callable[..., Any] | None = None
+) -> ModelInfo:
+    """A catalog removal network ("lama", "mat", "migan") -> its file in the Hugging Face cache."""
+    snapshot = find_in_cache(entry.repo, marker=entry.file)
+    if snapshot is None:
+        if not allow_download:
+            raise ModelUnavailableError(f"The removal model {entry.name} is not installed; {download_hint(entry.id)}")
+        snapshot = download(entry.id, progress=progress)
+    return ModelInfo(
+        reference=entry.id,
+        source="hub",
+        family=Family.REMOVAL,
+        path=snapshot / entry.file,
+        pipeline_class=entry.architecture,
+        revision=_revision_of(snapshot),
+    )
 
 
 class ModelResolver:

@@ -37,6 +37,7 @@ class ReplayStep:
     layer_pixels: np.ndarray  # the result layer (changed pixels only)
     identical: bool | None  # vs the recorded result layer; None when it could not be compared
     duration_s: float
+    record: GenerationRecord | None = None  # the re-run's own record (model, device, engine facts)
 
 
 def replay_plan(history: History, start: int | None = None, until: int | None = None) -> list[HistoryEntry]:
@@ -128,6 +129,7 @@ def replay(
             layer_pixels=layer_pixels,
             identical=identical,
             duration_s=time.perf_counter() - started,
+            record=result.record(),
         )
 
 

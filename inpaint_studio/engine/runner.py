@@ -19,12 +19,16 @@ The path of one job through Engine.run:
 2. region.prepare_for_task checks the image and mask and decides the box the model works on;
 3. the model reference is resolved to local files and a family (models.ModelResolver);
 4. all of it becomes one RunContext (context.py), with the variant seeds;
-5. the classical fill (here, on the CPU) or a DiffusionJob (diffusion.py) computes the images and
-   composites them over the original (region.finish_image);
+5. the classical fill (here, on the CPU), a removal network (removal.py) or a DiffusionJob (diffusion.py)
+   computes the images and composites them over the original (region.finish_image); a diffusion job with a
+   `prefill` first has its masked area filled by the classical fill or a removal network ("Remove, then
+   refine"). The classical fill and removal networks record the job without the settings they ignore
+   (removal.settings_used);
 6. the outcome becomes an InpaintResult, announced by JobFinished; a failure becomes JobFailed or
    JobCancelled and is raised as the InpaintStudioError they describe.
-The engine keeps what outlives one job: the loaded pipeline (loader.PipelineManager), the models' own
-scheduler configs (schedulers.SchedulerConfigs) and the download / pickled-checkpoint permissions.
+The engine keeps what outlives one job: the loaded pipeline (loader.PipelineManager), the loaded removal
+network (removal.RemovalModels), the models' own scheduler configs (schedulers.SchedulerConfigs) and the
+download / pickled-checkpoint permissions.
 """
 
 from __future__ import annotations
@@ -41,9 +45,9 @@ from PIL import Image
 
 from inpaint_studio.core.errors import BadInputError, CancelledError, EngineError, InpaintStudioError
 from inpaint_studio.core.fast_modes import apply_fast
-from inpaint_studio.core.jobspec import InpaintJob
+from inpaint_studio.core.jobspec import PREFILL_NONE, InpaintJob
 from inpaint_studio.engine.addons import UPSCALER_SUFFIXES
-from inpaint_studio.engine.classical import classical_fill
+from inpaint_studio.engine.classical import LARGE_HOLE_PX, classical_fill, hole_thickness_px
 from inpaint_studio.engine.context import RunContext, RunOutcome
 from inpaint_studio.engine.diffusion import DiffusionJob
 from inpaint_studio.engine.events import (
@@ -62,6 +66,7 @@ from inpaint_studio.engine.loader import PipelineManager
 from inpaint_studio.engine.models import ModelInfo, ModelResolver
 from inpaint_studio.engine.prompts import check_syntax
 from inpaint_studio.engine.region import finish_image, prepare_for_task
+from inpaint_studio.engine.removal import RemovalModels, prefill, run_removal, settings_used
 from inpaint_studio.engine.schedulers import SchedulerConfigs, check_scheduler_name
 from inpaint_studio.engine.upscale import UpscaleJob, Upscaler, UpscaleResult
 
@@ -75,6 +80,7 @@ class Engine:
         """`allow_unsafe_checkpoints`: load any pickled .ckpt/.pt/.pth the jobs name (the command line's
         --allow-unsafe-checkpoint); otherwise only those passed to `allow_unsafe_checkpoint`."""
         self.pipelines = PipelineManager()
+        self.removal = RemovalModels()
         self.models = ModelResolver(allow_download=allow_download, allow_unsafe_checkpoints=allow_unsafe_checkpoints)
         self.scheduler_configs = SchedulerConfigs()
         self.upscaler = Upscaler(allow_download=allow_download)
@@ -101,8 +107,9 @@ class Engine:
         return self.scheduler_configs.get(info, pipe)
 
     def release(self) -> None:
-        """Unload the current model (and the upscaler) and return its memory."""
+        """Unload the current model, the removal network and the upscaler, and return their memory."""
         self.pipelines.release()
+        self.removal.release()
         self.upscaler.release()
 
     def upscale(
@@ -196,6 +203,7 @@ class Engine:
             check_syntax(job.negative_prompt, "negative prompt")
         prepared = prepare_for_task(job, image, mask)
         info = self.models.resolve(job.model)
+        job = settings_used(job, info)  # what a classical fill or removal network ignores is not recorded
         cancel.raise_if_cancelled()
         return RunContext(
             job=job,
@@ -212,10 +220,17 @@ class Engine:
     def _run(self, context: RunContext, start: float) -> InpaintResult:
         if context.info.family is Family.CLASSIC:
             outcome = run_classical(context)
+        elif context.info.family is Family.REMOVAL:
+            outcome = run_removal(context, self.removal)
         else:
+            prefilled = None
+            if context.job.prefill.strip() != PREFILL_NONE:
+                context, prefilled = prefill(context, self.removal, self.models)
             outcome = DiffusionJob(
                 context, pipelines=self.pipelines, models=self.models, scheduler_configs=self.scheduler_configs
             ).run()
+            if prefilled is not None:
+                outcome.extra["prefill"] = prefilled
         images = outcome.images
         if context.prepared is not None:
             region = context.prepared.box
@@ -248,4 +263,10 @@ def run_classical(context: RunContext) -> RunOutcome:
     filled = classical_fill(
         prepared.crop(prepared.rgb), prepared.mask, method, cancel=context.cancel, progress=progress
     )
-    return RunOutcome([finish_image(job, prepared, filled)], "cpu", {"classical_method": method.value})
+    thickness = hole_thickness_px(prepared.mask)
+    extra = {
+        "classical_method": method.value,
+        "hole_thickness_px": round(thickness, 1),
+        "hole_too_large": thickness > LARGE_HOLE_PX,  # the studio and the CLI suggest a removal network
+    }
+    return RunOutcome([finish_image(job, prepared, filled)], "cpu", extra)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Literal
@@ -76,7 +77,9 @@ def read_weights(path: Path) -> dict[str, Any]:
         )
     if suffix == ".pt" and _is_torchscript(path):
         try:
-            return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+            with warnings.catch_warnings():  # TorchScript is deprecated; IOPaint still ships big-lama as one
+                warnings.simplefilter("ignore", FutureWarning)
+                return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
         except (RuntimeError, ValueError) as exc:
             raise ModelUnavailableError(
                 f"{path.name} is a damaged TorchScript file ({exc!s:.80}); download it again."

@@ -27,13 +27,15 @@ from inpaint_studio.core.document import Layer
 from inpaint_studio.core.errors import BadInputError, InpaintStudioError
 from inpaint_studio.core.generation_settings import GenerationSettings
 from inpaint_studio.core.history import HistoryEntry, TiledArray, result_sources
-from inpaint_studio.core.jobspec import REFERENCE_INPUT, InpaintJob
+from inpaint_studio.core.jobspec import CLASSIC_MODEL, PREFILL_NONE, REFERENCE_INPUT, ClassicalMethod, InpaintJob, Task
 from inpaint_studio.core.parameters import addon_name, job_overrides_from_parameters, parse_parameters
 from inpaint_studio.core.record import GenerationRecord
 from inpaint_studio.core.results import result_layer_pixels
 from inpaint_studio.core.user_models import UserModels
 from inpaint_studio.engine import addons as addon_files
-from inpaint_studio.engine.events import JobCancelled, JobFailed, JobFinished, JobProgress, JobStarted
+from inpaint_studio.engine.classical import LARGE_HOLE_PX
+from inpaint_studio.engine.events import InpaintResult, JobCancelled, JobFailed, JobFinished, JobProgress, JobStarted
+from inpaint_studio.engine.model_list import best_removal, model_to_run, suggested_removal
 from inpaint_studio.engine.schedulers import scheduler_names
 from inpaint_studio.ui.background import TaskState
 from inpaint_studio.ui.canvas.overlay import CanvasOverlay
@@ -136,6 +138,10 @@ class GenerationController(QObject):
         self.generate_action = self._action(
             "generate", "&Generate", ["Ctrl+Return", "Ctrl+Enter"], self.generate, window, window_wide
         )
+        # Photoshop's "Delete and Fill Selection" key; in a text field Shift+Delete stays with the field.
+        self.remove_action = self._action(
+            "remove", "&Remove Masked Area", ["Shift+Del"], self.remove, window, window_wide
+        )
         self.cancel_action = self._action("cancel_generation", "&Cancel", ["Esc"], self.cancel, window, window_wide)
         self.cancel_all_action = self._action(
             "cancel_all_generations", "Cancel &All", ["Shift+Esc"], self.cancel_all, window, window_wide
@@ -169,6 +175,7 @@ class GenerationController(QObject):
         w.job_resumed.connect(self._on_resumed)
         p = self.panel
         p.generate_requested.connect(lambda: self.ctx.guarded(self.generate))
+        p.remove_requested.connect(lambda: self.ctx.guarded(self.remove))
         p.cancel_requested.connect(self.cancel)
         p.models.download_requested.connect(self.start_download)
         p.models.download_cancel_requested.connect(self.downloader.cancel)
@@ -208,6 +215,30 @@ class GenerationController(QObject):
         if self.document.is_empty:
             raise BadInputError("Open an image first (Ctrl+O), then paint a mask over the area to repaint.")
         job = self.panel.job()
+        # The default choice (the classical fill on Automatic) means removal once a removal model is installed.
+        job = job.replace(model=model_to_run(job, self.panel.models.choices()))
+        return self._submit_current(job)
+
+    def remove(self) -> int:
+        """Remove what is under the mask: the best installed removal network, else the classical fill."""
+        best = best_removal(self.panel.models.choices())
+        job = self.panel.job().replace(
+            model=best.reference if best is not None else CLASSIC_MODEL,
+            classical_method=ClassicalMethod.AUTO,
+            prompt="",
+            negative_prompt="",
+            prefill=PREFILL_NONE,
+            task=Task.INPAINT,
+            controlnet=None,
+            refiner=None,
+        )
+        return self._submit_current(job)
+
+    def _submit_current(self, job: InpaintJob) -> int:
+        """Check `job` and submit it for the current image and mask."""
+        self.canvas.finish_gesture()
+        if self.document.is_empty:
+            raise BadInputError("Open an image first (Ctrl+O), then paint a mask over the area to repaint.")
         problems = job.problems()
         if problems:
             raise BadInputError(" ".join(problems))
@@ -286,6 +317,8 @@ class GenerationController(QObject):
     def _on_started(self, event: JobStarted) -> None:
         self._progress_origin = None
         name = "classical fill" if event.job.is_classical else "generation"
+        if any(c.reference == event.job.model and c.is_removal for c in self.panel.models.choices()):
+            name = "removal"
         self.panel.set_status(f"Running the {name}…")
         self.panel.set_progress(0, event.total_steps, None, len(self.worker.pending_ids()))
 
@@ -306,7 +339,7 @@ class GenerationController(QObject):
     def _on_finished(self, event: JobFinished) -> None:
         submitted = self._submitted.pop(event.job_id, None)
         result = event.result
-        if not result.job.is_classical and result.job.seed is not None:
+        if result.record().seed_used is not None:  # the classical fill and most removal networks use none
             self.panel.show_seed(result.job.seed)
         device_name = result.extra.get("device_name")
         if device_name:
@@ -329,6 +362,24 @@ class GenerationController(QObject):
         show = not self.overlay.showing
         self.candidates.add(candidates, select_first=show)
         self.panel.set_status(f"Done in {result.duration_s:.2f} s: {len(candidates)} result(s) below.")
+        self._suggest_removal(result)
+
+    def _suggest_removal(self, result: InpaintResult) -> None:
+        """The classical fill smeared a hole too thick for it: say so, and offer the removal model in one click."""
+        if not result.extra.get("hole_too_large"):
+            return
+        suggestion = suggested_removal(self.panel.models.choices())
+        thickness = float(result.extra.get("hole_thickness_px", 0))
+        text = (
+            f"This hole is {thickness:.0f} px thick: the classical fill smears holes thicker than "
+            f"{LARGE_HOLE_PX:.0f} px into streaks. A removal model fills them from what surrounds them."
+        )
+        if suggestion is None:
+            self.message_bar.show_info(text)
+            return
+        name = suggestion.architecture or suggestion.label
+        verb = "Use" if suggestion.installed else "Get"
+        self.message_bar.show_info(text, [(f"{verb} {name}", lambda: self.panel.select_model(suggestion.reference))])
 
     def _on_cancelled(self, event: JobCancelled) -> None:
         self._submitted.pop(event.job_id, None)
@@ -707,14 +758,16 @@ class GenerationController(QObject):
 
 
 def _entry_title(candidate: Candidate) -> str:
-    """A generation is named by its prompt; a classical fill (no prompt) by the size of what it filled."""
-    if not candidate.result.job.is_classical:
+    """A generation is named by its prompt; a fill (no prompt) by what made it and the size of what it filled."""
+    network = candidate.result.extra.get("removal_network")
+    if not candidate.result.job.is_classical and not network:
         return candidate.title
     box = masks.bbox(candidate.mask)
     if box is None:
         return "fill"
     left, top, right, bottom = box
-    return f"{right - left}×{bottom - top} px area"
+    size = f"{right - left}×{bottom - top} px area"
+    return f"{network} removal of a {size}" if network else size
 
 
 def _duration(seconds: float) -> str:
@@ -738,7 +791,7 @@ def parameters_summary(text: str) -> str:
 
 
 def _seed_note(candidate: Candidate) -> str:
-    return "" if candidate.result.job.is_classical else f" · seed {candidate.seed}"
+    return "" if candidate.record().seed_used is None else f" · seed {candidate.seed}"
 
 
 def _rgba(image: np.ndarray) -> np.ndarray:

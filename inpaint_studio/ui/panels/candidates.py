@@ -70,6 +70,8 @@ class Candidate:
         job = self.result.job
         if job.is_classical:
             return "Classical fill"
+        if self.result.extra.get("removal_network"):
+            return f"{self.result.extra['removal_network']} removal"
         return job.prompt.strip().splitlines()[0][:48] if job.prompt.strip() else "Generation"
 
 
@@ -161,7 +163,7 @@ class CandidateStrip(QWidget):
             self._candidates[candidate.key] = candidate
             item = QListWidgetItem(thumbnail_icon(candidate), self._label(candidate))
             item.setData(KEY_ROLE, candidate.key)
-            seed = "" if candidate.result.job.is_classical else f"\nseed {candidate.seed}"
+            seed = "" if candidate.record().seed_used is None else f"\nseed {candidate.seed}"
             item.setToolTip(f"{candidate.title}{seed}")
             self.list.addItem(item)
             first = first or item
@@ -219,7 +221,10 @@ class CandidateStrip(QWidget):
     # ---- internals ----------------------------------------------------------------------------------
     def _label(self, candidate: Candidate) -> str:
         mark = " ✓" if candidate.applied_entry is not None else ""
+        network = candidate.result.extra.get("removal_network")
         name = "classical" if candidate.result.job.is_classical else str(candidate.seed)
+        if network:
+            name = f"{network}" if candidate.record().seed_used is None else f"{network} {candidate.seed}"
         return f"{name}{mark}"
 
     def _item_for(self, candidate: Candidate) -> QListWidgetItem | None:

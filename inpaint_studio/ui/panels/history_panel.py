@@ -65,29 +65,28 @@ def generation_fields(record: GenerationRecord) -> list[tuple[str, str]]:
     device, name = record.device, record.device_name
     same = name.lower().startswith(device.lower())  # "CPU" for "cpu": say it once
     values["device_name"] = f"{name} ({device})" if name and device and not same else (name or device)
-    classical = job.is_classical
+    classical = not record.ran_diffusion  # the classical fill and removal networks: no prompt, steps, sampler
+    seeded = record.seed_used is not None
     rows = []
     for label, key in _GENERATION_FIELDS:
-        if classical and key in (
-            "prompt",
-            "negative_prompt",
-            "seed",
-            "strength",
-            "guidance_scale",
-            "steps",
-            "scheduler",
-        ):
-            continue  # the classical fill has none of these
+        if classical and key in _DIFFUSION_ONLY and not (key == "seed" and seeded):
+            continue  # a fill has none of these (MAT alone uses a seed)
         value = values.get(key, "")
         rows.append((label, "" if value is None else str(value)))
     if not classical:
         rows.append(("Variant", f"{record.variant + 1} of {record.batch_size}"))
     rows.append(("Feather / grow", f"{job.mask.feather_px} px / {job.mask.grow_px} px"))
     rows.append(("Preserve unmasked", "yes" if job.preserve_unmasked else "no"))
-    if classical:
+    network = record.extra.get("removal_network")
+    if network:
+        rows.append(("Removal network", str(network)))
+    elif classical:
         rows.append(("Fill method", str(record.extra.get("classical_method", job.effective_classical_method.value))))
     else:
         rows.extend(addon_fields(record))
+    prefill = record.extra.get("prefill")
+    if isinstance(prefill, dict):
+        rows.append(("Pre-fill", str(prefill.get("removal_network") or prefill.get("prefill", ""))))
     return rows
 
 

@@ -39,6 +39,7 @@ from inpaint_studio.ui.background import BackgroundRunner, TaskState
 class ModelPicker(QWidget):
     """See the module docstring."""
 
+    choices_changed = Signal()  # the list was rebuilt (installed models found, a model added)
     download_requested = Signal(str)  # hub id
     download_cancel_requested = Signal(str)
     add_model_failed = Signal(str)  # one-sentence message for the message bar
@@ -73,7 +74,9 @@ class ModelPicker(QWidget):
         row.addWidget(self.combo, 1)
         self.add_button = QToolButton(self)
         self.add_button.setText("+")
-        self.add_button.setToolTip("Add a model from a folder or a checkpoint file (.safetensors)")
+        self.add_button.setToolTip(
+            "Add a model from a folder or a file: a checkpoint (.safetensors) or a removal model (.onnx, .pth)"
+        )
         menu = QMenu(self.add_button)
         menu.addAction("Add model folder…", self.add_folder_dialog)
         menu.addAction("Add checkpoint file…", self.add_file_dialog)
@@ -138,6 +141,7 @@ class ModelPicker(QWidget):
             self.combo.setItemData(self.combo.count() - 1, choice.details(), Qt.ItemDataRole.ToolTipRole)
         self.combo.blockSignals(False)
         self._show(self.model.job.model)
+        self.choices_changed.emit()
 
     def choices(self) -> list[ModelChoice]:
         return list(self._choices)
@@ -225,7 +229,8 @@ class ModelPicker(QWidget):
             self,
             "Choose a checkpoint",
             "",
-            "Checkpoints (*.safetensors);;Legacy pickled checkpoints (*.ckpt *.pt *.pth)",
+            "Checkpoints and removal models (*.safetensors *.onnx *.pth *.pt);;"
+            "Legacy pickled checkpoints (*.ckpt *.pt *.pth)",
         )
         if path:
             self.add_local_model(path, ask_unsafe=True)

@@ -10,6 +10,7 @@ through signals; the generation controller acts on them. Nothing here imports to
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QRegularExpression, Qt, Signal
@@ -35,8 +36,19 @@ from PySide6.QtWidgets import (
 )
 
 from inpaint_studio.core.generation_settings import ALL, GenerationSettings, get_path, job_field_paths
-from inpaint_studio.core.jobspec import MAX_SEED, MAX_STEPS, MAX_VARIANTS, OFF, Area, ClassicalMethod, InpaintJob
+from inpaint_studio.core.jobspec import (
+    CLASSIC_MODEL,
+    MAX_SEED,
+    MAX_STEPS,
+    MAX_VARIANTS,
+    OFF,
+    PREFILL_NONE,
+    Area,
+    ClassicalMethod,
+    InpaintJob,
+)
 from inpaint_studio.core.user_models import UserModels
+from inpaint_studio.engine.model_list import engine_summary
 from inpaint_studio.engine.schedulers import scheduler_names
 from inpaint_studio.ui import bindings, icons, qt_images
 from inpaint_studio.ui.background import BackgroundRunner
@@ -53,6 +65,15 @@ _METHOD_LABELS = {
     ClassicalMethod.NAVIER_STOKES: "Navier-Stokes",
     ClassicalMethod.FSR: "Spectral (slower, texture)",
 }
+# "Remove, then refine": what fills the mask before a diffusion model redraws it.
+_PREFILL_LABELS = {
+    PREFILL_NONE: "None",
+    CLASSIC_MODEL: "Classical fill",
+    "lama": "LaMa removal",
+    "migan": "MI-GAN removal",
+    "mat": "MAT removal",
+}
+PREFILL_STRENGTH = 0.75  # chosen with a pre-fill when the strength was 1, where the pre-fill would not count
 # Job fields the panel has widgets for; any other field that differs from its default is listed as "also".
 _SHOWN = {
     "model",
@@ -79,6 +100,7 @@ _SHOWN = {
     "ip_adapter_scale",
     "ip_adapter_masked",
     "speed.preset",
+    "prefill",
 }
 
 
@@ -96,6 +118,7 @@ class GeneratePanel(QWidget):
     """See the module docstring. Signals carry intents; the controller acts on them."""
 
     generate_requested = Signal()
+    remove_requested = Signal()
     cancel_requested = Signal()
 
     def __init__(
@@ -132,6 +155,7 @@ class GeneratePanel(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
 
         self.models = ModelPicker(self.model, user_models, runner, body)
+        self.models.choices_changed.connect(self._show_engine)
         layout.addWidget(self.models)
 
         # Prompts
@@ -205,6 +229,14 @@ class GeneratePanel(QWidget):
         for method, label in _METHOD_LABELS.items():
             self.method_combo.addItem(label, method.value)
         self.live_preview_check = QCheckBox("Live preview while generating", body)
+        self.prefill_combo = QComboBox(body)
+        for value, label in _PREFILL_LABELS.items():
+            self.prefill_combo.addItem(label, value)
+        self.prefill_combo.setToolTip(
+            "Remove, then refine: fill the mask first (the object disappears), then let the model redraw the "
+            "area at the chosen strength"
+        )
+        self.prefill_combo.activated.connect(self._on_prefill_chosen)
         form.addRow("Strength", self.strength_spin)
         form.addRow("Guidance", self.guidance_spin)
         form.addRow("Steps", self.steps_spin)
@@ -215,6 +247,7 @@ class GeneratePanel(QWidget):
         form.addRow("Feather", self.feather_spin)
         form.addRow("Grow mask", self.grow_spin)
         form.addRow("Fill method", self.method_combo)
+        form.addRow("Pre-fill", self.prefill_combo)
         form.addRow("", self.preserve_check)
         form.addRow("", self.color_match_check)
         form.addRow("", self.live_preview_check)
@@ -251,12 +284,23 @@ class GeneratePanel(QWidget):
         self.generate_button.setToolTip("Generate (Ctrl+Enter); while one runs, this queues another")
         self.generate_button.setDefault(True)
         self.generate_button.clicked.connect(self.generate_requested)
+        self.remove_button = QPushButton("Remove", footer)
+        self.remove_button.setToolTip(
+            "Remove what is under the mask (Shift+Delete): the installed removal model, or the classical fill; "
+            "no prompt"
+        )
+        self.remove_button.clicked.connect(self.remove_requested)
         self.cancel_button = QPushButton("Cancel", footer)
         self.cancel_button.setToolTip("Cancel the running generation (Esc; Shift+Esc cancels the queue too)")
         self.cancel_button.clicked.connect(self.cancel_requested)
         buttons.addWidget(self.generate_button, 2)
+        buttons.addWidget(self.remove_button, 1)
         buttons.addWidget(self.cancel_button, 1)
         footer_layout.addLayout(buttons)
+        self.engine_label = QLabel("", footer)  # "Will run: LaMa removal ..."
+        self.engine_label.setWordWrap(True)
+        self.engine_label.setObjectName("generate_engine")
+        footer_layout.addWidget(self.engine_label)
         self.progress_bar = QProgressBar(footer)
         self.progress_bar.setTextVisible(True)
         footer_layout.addWidget(self.progress_bar)
@@ -298,6 +342,7 @@ class GeneratePanel(QWidget):
             bindings.check(m, "color_match", self.color_match_check),
             bindings.combo_data(m, "classical_method", self.method_combo, enum=ClassicalMethod),
             bindings.check(m, "live_preview", self.live_preview_check),
+            bindings.Binding(m, "prefill", self.prefill_combo.currentIndexChanged, self._prefill, self._show_prefill),
         ]
 
     # ---- the job ------------------------------------------------------------------------------------
@@ -333,6 +378,20 @@ class GeneratePanel(QWidget):
         if not self.seed_locked:
             self.model.set("seed", seed)
 
+    def _prefill(self) -> str:
+        return str(self.prefill_combo.currentData())
+
+    def _show_prefill(self, value: str) -> None:
+        """Select the pre-fill; a removal model file (from a recipe, a history entry) gets its own item."""
+        if self.prefill_combo.findData(value) < 0:
+            self.prefill_combo.addItem(f"{Path(value).name} (your removal model)", value)
+        self.prefill_combo.setCurrentIndex(self.prefill_combo.findData(value))
+
+    def _on_prefill_chosen(self, _index: int) -> None:
+        """At strength 1 the diffusion model starts from noise and the pre-fill would not count: lower it."""
+        if self._prefill() != PREFILL_NONE and self.model.job.strength >= 1.0:
+            self.model.set("strength", PREFILL_STRENGTH)
+
     def reset_hidden_settings(self) -> None:
         """Put every setting the panel has no widget for back to its default."""
         defaults = InpaintJob()
@@ -353,6 +412,13 @@ class GeneratePanel(QWidget):
         if path in ("model", "area", "classical_method", "fast", ALL):
             self._update_enabled()
         self._show_hidden_settings()
+        self._show_engine()
+
+    def _show_engine(self) -> None:
+        """The line under Generate: which engine will run (the default choice may mean a removal model)."""
+        text = engine_summary(self.model.job, self.models.choices())
+        self.engine_label.setText(text)
+        self.engine_label.setToolTip(text)
 
     def _show_hidden_settings(self) -> None:
         hidden = hidden_settings(self.model.job)
@@ -362,7 +428,10 @@ class GeneratePanel(QWidget):
         self.extras_reset.setVisible(bool(hidden))
 
     def _update_enabled(self) -> None:
-        classic = self.model.job.is_classical
+        job = self.model.job
+        removal = self.models.current_choice().is_removal if self.models.choices() else False
+        seeded = removal and self.models.current_choice().architecture == "MAT"  # MAT's fill depends on its seed
+        classic = job.is_classical or removal  # no prompt, steps or sampler
         for widget in (
             self.prompt_edit,
             self.negative_edit,
@@ -380,12 +449,15 @@ class GeneratePanel(QWidget):
             self.live_preview_check,
         ):
             widget.setEnabled(not classic)
-        if not classic:
-            self.padding_spin.setEnabled(self.model.job.area is Area.MASKED)
-        self.method_combo.setEnabled(classic)
-        self._form.setRowVisible(self.method_combo, classic)
+        self.area_combo.setEnabled(not job.is_classical)  # a removal network works on a region or the whole
+        self.padding_spin.setEnabled(not job.is_classical and job.area is Area.MASKED)
+        for widget in (self.seed_edit, self.seed_lock, self.seed_random, self.variants_spin):
+            widget.setEnabled(not classic or seeded)
+        self.method_combo.setEnabled(job.is_classical)
+        self._form.setRowVisible(self.method_combo, job.is_classical)
+        self._form.setRowVisible(self.prefill_combo, not classic)
         self.addons_group.setEnabled(not classic)
-        if not classic and self.model.job.fast != OFF:
+        if not classic and job.fast != OFF:
             self.scheduler_combo.setEnabled(False)  # fast mode uses its own sampler
             self.scheduler_combo.setToolTip("Fast mode uses the sampler its LoRA needs")
         else:
