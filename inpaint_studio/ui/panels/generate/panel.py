@@ -40,6 +40,7 @@ from inpaint_studio.engine.schedulers import scheduler_names
 from inpaint_studio.ui import bindings, icons, qt_images
 from inpaint_studio.ui.background import BackgroundRunner
 from inpaint_studio.ui.panels.generate.model_picker import ModelPicker
+from inpaint_studio.ui.panels.wheel_guard import guard_wheel
 
 PREVIEW_SIDE = 112
 
@@ -97,6 +98,7 @@ class GeneratePanel(QWidget):
         self.model = model
         self._build(user_models, runner)
         self._bind()
+        guard_wheel(self)  # the wheel scrolls the panel; only a focused control changes its value
         model.subscribe(self._on_model_changed)
         self._on_model_changed(ALL)
 
