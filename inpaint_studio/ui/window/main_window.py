@@ -299,7 +299,9 @@ class MainWindow(QMainWindow):
         self.autosave.discard()  # a clean exit: nothing to recover
         self.settings.window_geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
+        self.settings.store.sync()  # on disk now: the application may end without the interpreter's teardown
         event.accept()
+        self.hide()  # at once: stopping the engine below may wait for a running step to end
         self.generation.shutdown()
 
     def _restore_window_state(self) -> None:

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
 
+from inpaint_studio.core.jobspec import InpaintJob
+from inpaint_studio.core.project import load_project
+from inpaint_studio.ui.engine_thread import worker as worker_module
+from inpaint_studio.ui.engine_thread.worker import EngineWorker
+from inpaint_studio.ui.window.composition import EngineOptions
 from inpaint_studio.ui.window.main_window import MainWindow
+from tests.ui.studio.conftest import close_window
+from tests.ui.studio.helpers import drag, line
 
+ROOT = Path(__file__).resolve().parents[3]
 NOTCH = 120
 SD15 = "stable-diffusion-v1-5/stable-diffusion-inpainting"  # a catalog model: listed even when not downloaded
 
@@ -62,3 +77,119 @@ def test_wheel_over_the_generate_panel_scrolls_it_instead_of_changing_values(win
     assert steps.hasFocus()
     wheel(steps, -1)
     assert steps.value() == before[1] + 1
+
+
+# ---- 12. the classical fill answers at once, while the engine's libraries are still importing -------------
+
+
+def test_classical_fill_right_after_start_does_not_wait_for_the_engine_warm_up(
+    qtbot, studio_settings, image_path, monkeypatch
+) -> None:
+    gate = threading.Event()
+    real_import = worker_module.import_engine_libraries
+
+    def slow_import() -> float:  # torch taking its time to import (7 s on a busy 2-core machine)
+        gate.wait(60)
+        return real_import()
+
+    monkeypatch.setattr(worker_module, "import_engine_libraries", slow_import)
+    worker = EngineWorker()
+    window = MainWindow(settings=studio_settings, engine=EngineOptions(worker=worker, warm_up_delay_ms=None))
+    try:
+        window.show()
+        qtbot.waitExposed(window)
+        assert window.open_path(image_path)
+        window.canvas.set_view(1.0, QPointF(0, 0))
+        worker.warm_up()  # what the window does shortly after it appears
+        qtbot.waitUntil(lambda: worker.engine_state == "loading", timeout=10_000)
+        drag(window.canvas, line(60, 60, 140, 90))  # a mask stroke
+        QTest.keyClick(window.canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # Generate
+        controller = window.generation
+        qtbot.waitUntil(lambda: len(controller.candidates.candidates()) == 1, timeout=20_000)
+        assert worker.engine_state == "loading" and not gate.is_set()  # the import is still in progress
+        # A diffusion job waits for the import, in its turn; the model is missing, so it then fails.
+        failed: list[object] = []
+        worker.job_failed.connect(failed.append)
+        worker.submit(
+            InpaintJob(model=str(image_path.parent / "no-such-model")),
+            window.document.composite(),
+            window.document.mask,
+        )
+        qtbot.wait(500)
+        assert not failed and worker.is_busy
+        gate.set()
+        qtbot.waitUntil(lambda: bool(failed), timeout=60_000)
+        assert worker.engine_state == "ready"
+    finally:
+        gate.set()
+        close_window(window)
+
+
+# ---- 10. quitting: the window goes at once, the process ends without the interpreter's teardown -----------
+
+
+def test_closing_hides_the_window_and_writes_the_settings_before_stopping_the_engine(
+    window: MainWindow, studio_settings, monkeypatch
+) -> None:
+    seen: dict[str, object] = {}
+    stop = window.generation.shutdown
+
+    def shutdown() -> bool:
+        seen["visible"] = window.isVisible()
+        seen["settings on disk"] = Path(studio_settings.fileName()).read_text()
+        return stop()
+
+    monkeypatch.setattr(window.generation, "shutdown", shutdown)
+    window.undo_stack.setClean()
+    assert window.close()
+    assert seen["visible"] is False
+    assert "geometry" in str(seen["settings on disk"])
+
+
+def test_quitting_ends_the_process_at_once_and_keeps_every_guarantee(tmp_path: Path, image_path: Path) -> None:
+    """The real start-up path, ended the way the application ends (exit_at_once): a save in flight still
+    finishes, the autosave slot is removed, the settings are on disk, the exit code is 0."""
+    project = tmp_path / "work.inpaint"
+    recovery, config = tmp_path / "recovery", tmp_path / "config"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication
+        from inpaint_studio.ui import app
+        from inpaint_studio.ui.document.commands import mask_change
+
+        def drive():
+            window = next(w for w in QApplication.topLevelWidgets() if type(w).__name__ == "MainWindow")
+            if window.document.is_empty:
+                QTimer.singleShot(50, drive)
+                return
+            mask = np.zeros(window.document.mask.shape, np.uint8)
+            mask[10:60, 10:60] = 255
+            window.undo_stack.push(mask_change(window.document, mask, "stroke"))
+            assert window.autosave.autosave_now()  # an autosave slot now exists
+            window.projects.save_to({str(project)!r})  # runs in the background: in flight while closing
+            window.projects.mark_saved()  # (no question on close)
+            window.close()
+
+        app.create_application()
+        QTimer.singleShot(100, drive)
+        app.run_gui([{str(image_path)!r}], exit_at_once=True)
+        print("the interpreter's teardown ran")
+        """
+    )
+    env = dict(
+        os.environ,
+        INPAINT_STUDIO_RECOVERY_DIR=str(recovery),
+        XDG_CONFIG_HOME=str(config),
+        QT_QPA_PLATFORM="offscreen",
+        PYTHONPATH=str(ROOT),
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "teardown ran" not in done.stdout  # it ended at once
+    assert load_project(project).document.size == (240, 160)  # the save in flight finished
+    assert not [p for p in recovery.rglob("*") if p.is_file()]  # the autosave slot is gone
+    settings = next(config.rglob("*.conf")).read_text()
+    assert "geometry" in settings and "recent_files" in settings
