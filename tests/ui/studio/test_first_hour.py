@@ -9,11 +9,13 @@ import textwrap
 import threading
 from pathlib import Path
 
+from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
 
 from inpaint_studio.core.jobspec import InpaintJob
+from inpaint_studio.core.parameters import parse_parameters
 from inpaint_studio.core.project import load_project
 from inpaint_studio.ui.engine_thread import worker as worker_module
 from inpaint_studio.ui.engine_thread.worker import EngineWorker
@@ -193,3 +195,56 @@ def test_quitting_ends_the_process_at_once_and_keeps_every_guarantee(tmp_path: P
     assert not [p for p in recovery.rglob("*") if p.is_file()]  # the autosave slot is gone
     settings = next(config.rglob("*.conf")).read_text()
     assert "geometry" in settings and "recent_files" in settings
+
+
+# ---- 2. File > Export carries the parameters of the result the picture shows ------------------------------
+
+
+def set_spin(spin, value: int) -> None:
+    """Click into a spin box, select its text, type a number and press Enter."""
+    click(spin)
+    QTest.keyClick(spin, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClicks(spin, str(value))
+    QTest.keyClick(spin, Qt.Key.Key_Return)
+
+
+def fill_and_apply(window: MainWindow, qtbot, stroke: list[tuple[int, int]]) -> None:
+    """Paint a mask stroke, generate (Ctrl+Enter) with the panel's model, apply the result (Enter)."""
+    controller = window.generation
+    count = len(controller.candidates.candidates())
+    drag(window.canvas, stroke)
+    QTest.keyClick(window.canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: len(controller.candidates.candidates()) > count, timeout=60_000)
+    QTest.keyClick(window.canvas, Qt.Key.Key_Return)
+    assert window.document.layers[-1].kind == "result"
+
+
+def exported_parameters(window: MainWindow, path: Path) -> dict[str, str] | None:
+    assert window.files.export_image(path)
+    with Image.open(path) as image:
+        text = image.info.get("parameters")
+    return None if text is None else parse_parameters(text)
+
+
+def test_export_carries_the_parameters_of_the_topmost_visible_result(opened: MainWindow, qtbot, tmp_path) -> None:
+    window, panel = opened, opened.generation.panel
+    window.activateWindow()
+    qtbot.waitActive(window)
+    assert exported_parameters(window, tmp_path / "plain.png") is None  # the photo had none
+    set_spin(panel.feather_spin, 3)
+    window.canvas.setFocus()
+    fill_and_apply(window, qtbot, line(40, 40, 100, 60))
+    set_spin(panel.feather_spin, 9)
+    window.canvas.setFocus()
+    fill_and_apply(window, qtbot, line(120, 100, 200, 120))
+    top = exported_parameters(window, tmp_path / "two.png")
+    assert top is not None and top["Mask blur"] == "9" and top["Model"] == "classic" and top["Size"] == "240x160"
+    # The top result hidden (its checkbox in the Layers panel): the picture shows the first one.
+    window.layers_panel.list.item(0).setCheckState(Qt.CheckState.Unchecked)
+    assert not window.document.layers[-1].visible
+    assert exported_parameters(window, tmp_path / "first.png")["Mask blur"] == "3"
+    # Both undone (Ctrl+Z through the hide, the applies and the strokes): no generation is shown any more.
+    for _ in range(4):
+        QTest.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert [layer.kind for layer in window.document.layers] == ["base"]
+    assert exported_parameters(window, tmp_path / "undone.png") is None
