@@ -143,6 +143,10 @@ class AppSettings:
     mask_grow_px = _Int("mask/grow_px", 8, minimum=1)
     mask_shrink_px = _Int("mask/shrink_px", 8, minimum=1)
     mask_feather_px = _Int("mask/feather_px", 8, minimum=1)
+    # After Apply the mask is cleared in the same undo step, unless the user keeps it to iterate on the area.
+    keep_mask_after_apply = _Bool("mask/keep_after_apply", False)
+    # The mask overlay's colour ("#rrggbb"; drawn at half opacity): red-pink reads on most photos, not all.
+    mask_color = _Text("view/mask_color", "#ff3060")
     # Window layout.
     window_geometry = _Bytes("window/geometry", None)
     window_state = _Bytes("window/state", None)

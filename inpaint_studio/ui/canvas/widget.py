@@ -108,6 +108,7 @@ class Canvas(QWidget):
         self._offset = QPointF(0, 0)  # widget position (logical px) of the document's top-left corner
         self._fit_mode = True  # refit on resize until the user zooms or pans
         self._show_mask = True
+        self._mask_color = QColor(MASK_COLOR)
         self._show_original = False
         self._space_down = False
         self._panning: QPointF | None = None  # last pan position while dragging
@@ -243,6 +244,18 @@ class Canvas(QWidget):
             self._show_mask = show
             self.update()
             self.mask_visible_changed.emit(show)
+
+    @property
+    def mask_color(self) -> QColor:
+        """The mask overlay's colour (drawn at MASK_OPACITY)."""
+        return QColor(self._mask_color)
+
+    def set_mask_color(self, color: QColor) -> None:
+        color = QColor(color)
+        color.setAlpha(255)
+        if color.isValid() and color != self._mask_color:
+            self._mask_color = color
+            self.update()
 
     @property
     def showing_original(self) -> bool:
@@ -429,7 +442,7 @@ class Canvas(QWidget):
         mask_painter.translate(-QPointF(area.topLeft()))
         mask_painter.translate(self._offset)
         mask_painter.scale(scale, scale)
-        mask_painter.fillRect(QRectF(0, 0, self.document.width, self.document.height), MASK_COLOR)
+        mask_painter.fillRect(QRectF(0, 0, self.document.width, self.document.height), self._mask_color)
         mask_painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_DestinationIn)
         mask_painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._zoom < 2.0)
         mask_painter.drawImage(QPointF(0, 0), self._mask_image)
@@ -459,7 +472,7 @@ class Canvas(QWidget):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         points = [self.map_from_document(x, y) for x, y in preview.points]
-        dashes = QPen(MASK_COLOR if preview.subtract else QColor(255, 255, 255), 1, Qt.PenStyle.DashLine)
+        dashes = QPen(self._mask_color if preview.subtract else QColor(255, 255, 255), 1, Qt.PenStyle.DashLine)
         for pen in (QPen(QColor(0, 0, 0), 1), dashes):
             painter.setPen(pen)
             if preview.kind == "rect":

@@ -35,7 +35,7 @@ from inpaint_studio.engine.events import JobCancelled, JobFailed, JobFinished, J
 from inpaint_studio.engine.schedulers import scheduler_names
 from inpaint_studio.ui.canvas.overlay import CanvasOverlay
 from inpaint_studio.ui.context import StudioContext
-from inpaint_studio.ui.document.commands import AddLayerCommand
+from inpaint_studio.ui.document.commands import AddLayerCommand, StepCommand, mask_change
 from inpaint_studio.ui.document.history_recorder import Annotation, HistoryRecorder
 from inpaint_studio.ui.engine_thread.downloads import DownloadProgress, ModelDownloader
 from inpaint_studio.ui.engine_thread.worker import EngineInfo, EngineWorker, JobQueued
@@ -399,7 +399,13 @@ class GenerationController(QObject):
             derived_from=candidate.derived_from,
             layer=layer,
         )
-        entry = self.recorder.push(AddLayerCommand(doc, layer, text=f"Apply “{layer.name}”"), annotation)
+        # One undo step: the new layer, and the mask cleared (it did its job, and its overlay would hide the
+        # result being judged) unless the user keeps masks after Apply (Mask menu).
+        text = f"Apply “{layer.name}”"
+        parts = [AddLayerCommand(doc, layer, text=text)]
+        if not self.ctx.settings.keep_mask_after_apply:
+            parts.append(mask_change(doc, np.zeros_like(doc.mask), "Clear the mask"))
+        entry = self.recorder.push(StepCommand(text, parts), annotation)
         if entry is not None:
             entry.inputs = inputs
         self.candidates.mark_applied(candidate, entry.id if entry else None)

@@ -218,6 +218,17 @@ class MainWindow(QMainWindow):
         """X: swap between painting and erasing, keeping the tool."""
         self.tool_settings.set_erase(not self.tool_settings.erase)
 
+    def choose_mask_color(self) -> None:
+        """View > Mask Overlay Colour: pick the overlay's colour (remembered; an orange photo wants blue)."""
+        color = QColorDialog.getColor(self._canvas.mask_color, self, "Mask overlay colour")
+        if color.isValid():
+            self.set_mask_color(color)
+
+    def set_mask_color(self, color: QColor) -> None:
+        self._canvas.set_mask_color(color)
+        self.settings.mask_color = color.name()
+        self.actions["overlay_color"].setIcon(icons.swatch(self._canvas.mask_color))
+
     def choose_color(self) -> None:
         initial = QColor(*self.tool_settings.color)
         color = QColorDialog.getColor(initial, self, "Paint colour")
@@ -264,6 +275,11 @@ class MainWindow(QMainWindow):
         toggle_mask = self.actions["toggle_mask"]
         toggle_mask.setChecked(True)
         toggle_mask.toggled.connect(self._canvas.set_show_mask)
+        saved = QColor(self.settings.mask_color)
+        self.set_mask_color(saved if saved.isValid() else self._canvas.mask_color)
+        keep = self.actions["keep_mask_after_apply"]
+        keep.setChecked(self.settings.keep_mask_after_apply)
+        keep.toggled.connect(lambda on: setattr(self.settings, "keep_mask_after_apply", on))
         self.actions["compare"].toggled.connect(self._canvas.set_show_original)
 
     # ----------------------------------------------------------------- recent files

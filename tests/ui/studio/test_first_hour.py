@@ -11,8 +11,9 @@ from pathlib import Path
 
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
+from PySide6.QtWidgets import QApplication, QColorDialog, QScrollArea, QWidget
 
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.core.parameters import parse_parameters
@@ -248,3 +249,48 @@ def test_export_carries_the_parameters_of_the_topmost_visible_result(opened: Mai
         QTest.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert [layer.kind for layer in window.document.layers] == ["base"]
     assert exported_parameters(window, tmp_path / "undone.png") is None
+
+
+# ---- 3. after Apply the mask is cleared (one undo step, unless kept); the overlay colour is a setting -------
+
+
+def test_apply_clears_the_mask_in_the_same_undo_step_unless_kept(opened: MainWindow, qtbot) -> None:
+    window = opened
+    window.activateWindow()
+    qtbot.waitActive(window)
+    fill_and_apply(window, qtbot, line(40, 40, 100, 60))
+    assert not window.document.mask.any()  # the result is not hidden under the overlay
+    # One Ctrl+Z takes back the result and brings the mask back.
+    QTest.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert [layer.kind for layer in window.document.layers] == ["base"] and window.document.mask.any()
+    QTest.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert window.document.layers[-1].kind == "result" and not window.document.mask.any()
+    # Mask > Keep Mask After Apply: the next apply leaves the mask for another try on the same area.
+    keep = window.actions["keep_mask_after_apply"]
+    assert keep in window.menuBar().actions()[4].menu().actions()  # the Mask menu
+    keep.trigger()
+    assert window.settings.keep_mask_after_apply
+    fill_and_apply(window, qtbot, line(120, 100, 200, 120))
+    assert window.document.mask[100:120, 120:200].any()
+
+
+def test_the_mask_overlay_colour_is_chosen_in_the_view_menu_and_remembered(
+    opened: MainWindow, qtbot, studio_settings, monkeypatch
+) -> None:
+    window = opened
+    drag(window.canvas, line(40, 60, 200, 60))
+    blue = QColor(40, 90, 255)
+    monkeypatch.setattr(QColorDialog, "getColor", lambda *args, **kwargs: blue)
+    action = window.actions["overlay_color"]
+    assert action in window.menuBar().actions()[2].menu().actions()  # the View menu
+    before = window.canvas.grab().toImage().pixelColor(120, 60)
+    action.trigger()
+    after = window.canvas.grab().toImage().pixelColor(120, 60)
+    # Half-opacity pink (255, 48, 96) became half-opacity blue over the same photo pixel.
+    assert before.red() - after.red() > 80 and after.blue() - before.blue() > 60
+    assert window.settings.mask_color == blue.name()
+    again = MainWindow(settings=studio_settings)
+    try:
+        assert again.canvas.mask_color == blue
+    finally:
+        close_window(again)
