@@ -68,12 +68,12 @@ class MainWindow(QMainWindow):
         self.actions: dict[str, QAction] = {}
 
         self._canvas = Canvas(self._document, self._undo_stack, self.tool_settings, self)
-        self._message_bar = MessageBar(self)
+        # Over the canvas, not above it: a message must not resize (and so re-zoom) the canvas.
+        self._message_bar = MessageBar(self._canvas)
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addWidget(self._message_bar)
         layout.addWidget(self._canvas, 1)
         self.setCentralWidget(central)
         self._panels_menu = QMenu("&Panels", self)

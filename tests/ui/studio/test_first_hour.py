@@ -13,7 +13,7 @@ from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QColorDialog, QScrollArea, QWidget
+from PySide6.QtWidgets import QApplication, QColorDialog, QScrollArea, QToolButton, QWidget
 
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.core.parameters import parse_parameters
@@ -294,3 +294,87 @@ def test_the_mask_overlay_colour_is_chosen_in_the_view_menu_and_remembered(
         assert again.canvas.mask_color == blue
     finally:
         close_window(again)
+
+
+# ---- 4. a message over the canvas neither moves nor re-zooms the image -----------------------------------
+
+
+def test_a_message_floats_over_the_canvas_without_resizing_or_rezooming_it(window: MainWindow, image_path, qtbot):
+    assert window.open_path(image_path)
+    canvas = window.canvas
+    canvas.fit_to_window()
+    size, zoom, offset = canvas.size(), canvas.zoom, canvas.offset
+    QTest.keyClick(canvas, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    bar = window.message_bar
+    assert bar.isVisible() and "copied" in bar.text()
+    assert (canvas.size(), canvas.zoom, canvas.offset) == (size, zoom, offset)
+    top_left = bar.mapTo(window, bar.rect().topLeft())
+    assert top_left == canvas.mapTo(window, canvas.rect().topLeft()) and bar.width() == canvas.width()
+    window.resize(window.width() - 80, window.height())  # it follows the canvas's width
+    qtbot.waitUntil(lambda: bar.width() == canvas.width())
+    size, zoom = canvas.size(), canvas.zoom
+    QTest.mouseClick(bar.findChild(QToolButton), Qt.MouseButton.LeftButton)  # its close button
+    assert not bar.isVisible()
+    assert (canvas.size(), canvas.zoom) == (size, zoom)
+
+
+# ---- 5. with the pointer over the canvas, its keys work after a click in a panel ---------------------------
+
+
+def point_at(widget: QWidget, pos: QPoint | None = None) -> None:
+    """Move the pointer over `widget` as the platform reports it (enter and leave events included)."""
+    local = pos if pos is not None else widget.rect().center()
+    window = widget.window()
+    QTest.mouseMove(window.windowHandle(), widget.mapTo(window, local))
+    QApplication.processEvents()
+
+
+def press(window: MainWindow, key: Qt.Key, modifiers=Qt.KeyboardModifier.NoModifier, release: bool = True) -> None:
+    """A key pressed on the keyboard: it goes to whichever widget has the focus."""
+    QTest.keyPress(window.windowHandle(), key, modifiers)
+    if release:
+        QTest.keyRelease(window.windowHandle(), key, modifiers)
+    QApplication.processEvents()
+
+
+def test_backslash_and_enter_work_over_the_canvas_after_clicking_a_panel(opened: MainWindow, qtbot) -> None:
+    window, controller = opened, opened.generation
+    window.activateWindow()
+    qtbot.waitActive(window)
+    panel = controller.panel
+    # Paint a mask, then click Generate in the panel: the button has the keyboard now.
+    drag(window.canvas, line(40, 40, 100, 60))
+    panel.findChild(QScrollArea).ensureWidgetVisible(panel.generate_button)
+    click(panel.generate_button)
+    assert panel.generate_button.hasFocus()
+    qtbot.waitUntil(lambda: len(controller.candidates.candidates()) == 1, timeout=60_000)
+    assert controller.overlay.showing  # the result is previewed on the canvas
+    # Back over the canvas, Enter applies the result (it does not click Generate again).
+    point_at(window.canvas, QPoint(150, 120))
+    press(window, Qt.Key.Key_Return)
+    assert window.document.layers[-1].kind == "result"
+    assert not window.generation.worker.is_busy and len(controller.candidates.candidates()) == 1
+    # Choose a fill method in the combo box (it keeps the focus), then hold \ over the canvas.
+    combo = panel.method_combo
+    panel.findChild(QScrollArea).ensureWidgetVisible(combo)
+    click(combo)
+    press(window, Qt.Key.Key_Down)
+    press(window, Qt.Key.Key_Return)  # picks it and closes the list
+    qtbot.waitUntil(lambda: combo.view() is None or not combo.view().isVisible())
+    assert combo.hasFocus()
+    point_at(window.canvas, QPoint(160, 100))
+    press(window, Qt.Key.Key_Backslash, release=False)
+    assert window.canvas.showing_original
+    press(window, Qt.Key.Key_Backslash)
+    assert not window.canvas.showing_original
+
+
+def test_typing_in_the_prompt_keeps_the_keys_while_the_pointer_crosses_the_canvas(opened: MainWindow, qtbot) -> None:
+    window, panel = opened, opened.generation.panel
+    window.activateWindow()
+    qtbot.waitActive(window)
+    assert panel.select_model(SD15)
+    click(panel.prompt_edit)
+    point_at(window.canvas)
+    press(window, Qt.Key.Key_Backslash)
+    assert panel.prompt_edit.hasFocus() and panel.prompt_edit.toPlainText() == "\\"
