@@ -261,7 +261,7 @@ class GenerationController(QObject):
             if event.step > first_step:
                 rate = (now - first_time) / (event.step - first_step)
                 left = rate * (event.total - event.step)
-        self.panel.set_progress(event.step, event.total, left, len(self.worker.pending_ids()))
+        self.panel.set_progress(event.step, event.total, left, len(self.worker.pending_ids()), event.label())
         if event.preview is not None:
             self.panel.set_preview(np.asarray(event.preview))
 
