@@ -173,6 +173,7 @@ class GenerationController(QObject):
         c.apply_requested.connect(lambda cand: self.ctx.guarded(self.apply, cand))
         c.more_requested.connect(lambda cand: self.ctx.guarded(self.more_like_this, cand))
         c.discard_requested.connect(self._on_discarded)
+        self.recorder.changed.connect(self._refresh_applied_marks)
         h = self.history_panel
         h.preview_requested.connect(self.preview_history)
         h.use_parameters_requested.connect(lambda i: self.ctx.guarded(self.use_parameters, i))
@@ -411,6 +412,11 @@ class GenerationController(QObject):
         self.candidates.mark_applied(candidate, entry.id if entry else None)
         self.end_preview()
         return entry
+
+    def _refresh_applied_marks(self) -> None:
+        """An applied candidate keeps its tick only while its entry is part of what the document shows."""
+        statuses = self.recorder.history.statuses()
+        self.candidates.refresh_applied(lambda entry_id: statuses.get(entry_id) in ("current", "active"))
 
     def more_like_this(self, candidate: Candidate) -> int:
         """Run the candidate's job again on the same input with new seeds."""

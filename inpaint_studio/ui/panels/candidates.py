@@ -7,6 +7,7 @@ re-runs on exactly that input, and so applying it can tell which pixels the job 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -104,6 +105,8 @@ class CandidateStrip(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._candidates: dict[int, Candidate] = {}
+        # Whether an applied candidate's history entry is still in the document (undo takes it out).
+        self._in_document: Callable[[int], bool] = lambda _entry_id: True
         self.list = _StripList(self)
         self.list.setViewMode(QListWidget.ViewMode.IconMode)
         self.list.setFlow(QListWidget.Flow.LeftToRight)
@@ -175,6 +178,19 @@ class CandidateStrip(QWidget):
         if item is not None:
             item.setText(self._label(candidate))
 
+    def is_applied(self, candidate: Candidate) -> bool:
+        """Applied, and its layer still in the document (an undone apply is not)."""
+        return candidate.applied_entry is not None and self._in_document(candidate.applied_entry)
+
+    def refresh_applied(self, in_document: Callable[[int], bool]) -> None:
+        """Re-draw the applied marks after undo/redo: `in_document(entry_id)` says which applies count."""
+        self._in_document = in_document
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            candidate = self._candidates.get(item.data(KEY_ROLE))
+            if candidate is not None and item.text() != self._label(candidate):
+                item.setText(self._label(candidate))
+
     def select(self, candidate: Candidate | None) -> None:
         if candidate is None:
             self.list.clearSelection()
@@ -216,7 +232,7 @@ class CandidateStrip(QWidget):
 
     # ---- internals ----------------------------------------------------------------------------------
     def _label(self, candidate: Candidate) -> str:
-        mark = " ✓" if candidate.applied_entry is not None else ""
+        mark = " ✓" if self.is_applied(candidate) else ""
         name = "classical" if candidate.result.job.is_classical else str(candidate.seed)
         return f"{name}{mark}"
 

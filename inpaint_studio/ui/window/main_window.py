@@ -118,6 +118,9 @@ class MainWindow(QMainWindow):
         self.resize(1280, 840)
         install_shortcut_guard()
         self._restore_window_state()
+        size, hardness = self.settings.brush_size, self.settings.brush_hardness  # the brush as the user left it
+        self.tool_settings.set_size(size)
+        self.tool_settings.set_hardness(hardness)
         self._on_document_reset()
         self._on_tool_settings_changed()
 
@@ -251,6 +254,8 @@ class MainWindow(QMainWindow):
 
     def _on_tool_settings_changed(self) -> None:
         settings = self.tool_settings
+        if (self.settings.brush_size, self.settings.brush_hardness) != (settings.size, settings.hardness):
+            self.settings.brush_size, self.settings.brush_hardness = settings.size, settings.hardness
         for spin, value in (
             (self.size_spin, round(settings.size)),
             (self.hardness_spin, round(settings.hardness * 100)),

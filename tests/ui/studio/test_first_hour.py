@@ -13,7 +13,7 @@ from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QColorDialog, QScrollArea, QToolButton, QWidget
+from PySide6.QtWidgets import QApplication, QColorDialog, QLineEdit, QScrollArea, QToolButton, QWidget
 
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.core.parameters import parse_parameters
@@ -378,3 +378,61 @@ def test_typing_in_the_prompt_keeps_the_keys_while_the_pointer_crosses_the_canva
     point_at(window.canvas)
     press(window, Qt.Key.Key_Backslash)
     assert panel.prompt_edit.hasFocus() and panel.prompt_edit.toPlainText() == "\\"
+
+
+# ---- 9. applied marks follow undo; long history titles; room for the layers; the brush is remembered ------
+
+
+def test_an_undone_apply_loses_its_tick_and_redo_brings_it_back(opened: MainWindow, qtbot) -> None:
+    window = opened
+    window.activateWindow()
+    qtbot.waitActive(window)
+    fill_and_apply(window, qtbot, line(40, 40, 100, 60))
+    item = window.generation.candidates.list.item(0)
+    assert item.text().endswith("✓")
+    QTest.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not item.text().endswith("✓")
+    QTest.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert item.text().endswith("✓")
+
+
+def test_a_long_history_title_is_cut_at_the_panel_edge_not_scrolled(opened: MainWindow, qtbot) -> None:
+    window = opened
+    long_name = "a layer with a very long name that goes on and on well past the edge of the history panel"
+    window.activateWindow()
+    qtbot.waitActive(window)
+    press(window, Qt.Key.Key_F2)  # Layer > Rename: the name becomes editable in the Layers panel
+    editor = window.layers_panel.list.findChild(QLineEdit)
+    assert editor is not None and editor.hasFocus()
+    QTest.keyClicks(editor, long_name)
+    press(window, Qt.Key.Key_Return)
+    assert window.document.layers[0].name == long_name
+    history = window.generation.history_panel
+    qtbot.waitUntil(lambda: history.list.count() == 2)
+    row = history.list.item(history.list.count() - 1)
+    assert long_name in row.toolTip()
+    assert history.list.visualItemRect(row).width() > history.list.viewport().width()  # too long to fit...
+    assert not history.list.horizontalScrollBar().isVisible()  # ...and cut, not scrolled sideways
+
+
+def test_the_layers_panel_shows_several_rows_at_the_default_size(window: MainWindow, image_path) -> None:
+    assert window.open_path(image_path)
+    rows = window.layers_panel.list
+    row_height = rows.visualItemRect(rows.item(0)).height() + 2 * rows.spacing()
+    assert rows.viewport().height() >= 4 * row_height
+
+
+def test_the_brush_size_and_hardness_are_remembered(opened: MainWindow, studio_settings) -> None:
+    window = opened
+    for _ in range(3):
+        QTest.keyClick(window.canvas, Qt.Key.Key_BracketRight)  # ] bigger
+    QTest.keyClick(window.canvas, Qt.Key.Key_BracketLeft, Qt.KeyboardModifier.ShiftModifier)  # Shift+[ softer
+    size, hardness = window.tool_settings.size, window.tool_settings.hardness
+    assert size > 20 and hardness < 1.0
+    close_window(window)
+    again = MainWindow(settings=studio_settings)
+    try:
+        assert (again.tool_settings.size, again.tool_settings.hardness) == (size, hardness)
+        assert again.size_spin.value() == round(size)
+    finally:
+        close_window(again)
