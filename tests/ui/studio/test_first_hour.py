@@ -13,7 +13,7 @@ from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QColorDialog, QLineEdit, QScrollArea, QToolButton, QWidget
+from PySide6.QtWidgets import QApplication, QColorDialog, QFileDialog, QLineEdit, QScrollArea, QToolButton, QWidget
 
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.core.parameters import parse_parameters
@@ -436,3 +436,25 @@ def test_the_brush_size_and_hardness_are_remembered(opened: MainWindow, studio_s
         assert again.size_spin.value() == round(size)
     finally:
         close_window(again)
+
+
+# ---- 7. a model folder added in the studio is listed by `inpaint-studio models` --------------------------
+
+
+def test_a_folder_added_in_the_studio_is_your_folder_there_and_on_the_command_line(
+    window: MainWindow, tiny_sd_inpaint: Path, monkeypatch, private_config_dir: Path
+) -> None:
+    picker = window.generation.panel.models
+    # "+" > "Add model folder…"; the folder is picked in the system's dialog.
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(tiny_sd_inpaint))
+    add_folder = next(a for a in picker.add_button.menu().actions() if a.text().startswith("Add model folder"))
+    add_folder.trigger()
+    assert picker.combo.currentText().endswith("(your folder)")
+    assert tiny_sd_inpaint.name in picker.combo.currentText()
+    env = dict(os.environ, INPAINT_STUDIO_CONFIG_DIR=str(private_config_dir), HF_HUB_OFFLINE="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "inpaint_studio", "models"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if str(tiny_sd_inpaint) in line)
+    assert row.startswith("yes") and "sd_inpaint" in row
