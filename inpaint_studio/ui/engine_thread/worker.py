@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from inpaint_studio.core.errors import EngineError, InpaintStudioError
 from inpaint_studio.core.jobspec import InpaintJob
@@ -133,6 +134,27 @@ def default_torch_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+ENGINE_NICE = 5  # how much lower the engine's threads run than the window's (Linux nice levels)
+
+
+def lower_this_threads_priority() -> None:
+    """Let the scheduler prefer the UI thread when the cores are busy (other programs, torch's own threads).
+
+    The engine keeps every idle cycle; only when something else wants the same core does the window go
+    first, so a repaint never waits for a time slice behind a denoising step. Threads this thread starts
+    later (torch's intra-op pool) inherit it on Linux, where each thread has its own nice value; elsewhere
+    Qt's thread priority does the same.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + ENGINE_NICE))
+        return
+    app, thread = QCoreApplication.instance(), QThread.currentThread()
+    if app is not None and thread is not None and thread is not app.thread():  # never the UI thread
+        thread.setPriority(QThread.Priority.LowPriority)
+
+
 def _frozen_copy(array: np.ndarray) -> np.ndarray:
     copy = np.array(array, copy=True, order="C")
     copy.flags.writeable = False
@@ -188,8 +210,15 @@ class _EngineHost(QObject):
         self._import: threading.Thread | None = None
         self._import_s = 0.0
         self._import_error: BaseException | None = None
+        self._lowered = False
         self.info: EngineInfo | None = None
         self._imported.connect(self._finish_loading)
+
+    def _lower_priority(self) -> None:
+        """Once, in the worker thread (its first slot call): see lower_this_threads_priority."""
+        if not self._lowered:
+            self._lowered = True
+            lower_this_threads_priority()
 
     def _engine_object(self) -> Any:
         """The Engine (made on first use; no torch needed for that)."""
@@ -211,6 +240,7 @@ class _EngineHost(QObject):
 
     def _import_libraries(self) -> None:
         """Runs in the import thread."""
+        lower_this_threads_priority()
         try:
             self._import_s = import_engine_libraries()
         except BaseException as exc:  # reported on the engine thread by _ensure_torch
@@ -276,11 +306,13 @@ class _EngineHost(QObject):
 
     @Slot()
     def warm_up(self) -> None:
+        self._lower_priority()
         self._load_failure(self._engine_object)
         self._start_import()
 
     @Slot(object)
     def run(self, request: JobRequest) -> None:
+        self._lower_priority()
         try:
             if request.cancel.cancelled:
                 self.event.emit(JobCancelled(request.job_id))

@@ -9,12 +9,15 @@ import textwrap
 import threading
 from pathlib import Path
 
+import numpy as np
+import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QColorDialog, QFileDialog, QLineEdit, QScrollArea, QToolButton, QWidget
 
+from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.core.parameters import parse_parameters
 from inpaint_studio.core.project import load_project
@@ -457,4 +460,32 @@ def test_a_folder_added_in_the_studio_is_your_folder_there_and_on_the_command_li
     )
     assert done.returncode == 0, done.stderr
     row = next(line for line in done.stdout.splitlines() if str(tiny_sd_inpaint) in line)
-    assert row.startswith("yes") and "sd_inpaint" in row
+    assert row.split()[0] == "yes" and row.split()[-1] == str(tiny_sd_inpaint)  # listed, installed
+
+
+# ---- responsiveness: the engine's threads yield the cores to the window -----------------------------------
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_the_engine_thread_runs_below_the_window_in_priority(qtbot) -> None:
+    seen: list[int] = []
+
+    class Engine:
+        def run(self, job, image, mask, *, on_event, job_id, **_):
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            raise BadInputError("done")
+
+        def release(self) -> None:
+            pass
+
+    worker = EngineWorker(engine_factory=Engine)
+    try:
+        failed: list[object] = []
+        worker.job_failed.connect(failed.append)
+        image, mask = np.zeros((8, 8, 3), np.uint8), np.full((8, 8), 255, np.uint8)
+        worker.submit(InpaintJob(model="classic"), image, mask)
+        qtbot.waitUntil(lambda: bool(seen), timeout=10_000)
+        ui = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        assert seen[0] >= min(19, ui + worker_module.ENGINE_NICE)
+    finally:
+        assert worker.shutdown(10)
