@@ -424,7 +424,10 @@ def _read_tile(safe: SafeZip, name: str) -> np.ndarray:
             if image.mode not in ("L", "RGBA") or max(image.size) > 4096:
                 raise safe.fail(f"'{name}' is not a history tile")
             array = _fast_decode(data, image, image.mode)
-            return np.array(image, dtype=np.uint8) if array is None else array
+            if array is None:
+                array = np.array(image, dtype=np.uint8)
+            array.flags.writeable = False  # a history tile never changes (and the history need not copy it)
+            return array
     except ProjectError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:

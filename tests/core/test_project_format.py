@@ -76,3 +76,14 @@ def test_a_layer_in_another_png_mode_still_opens_through_pillow(tmp_path: Path, 
                 data = buffer.getvalue()
             target.writestr(info, data)
     assert np.array_equal(load_project(rewritten).document.layers[0].pixels, expected)
+
+
+def test_the_history_read_from_a_project_shares_its_read_only_tiles_without_copies(tmp_path: Path) -> None:
+    loaded = load_project(save_project(make_project(), tmp_path / "p.inpaint"))
+    tiles = [tile for entry in loaded.history for tile in entry.snapshot.layers[0].pixels.iter_tiles()]
+    assert tiles and all(not tile.flags.writeable for tile in tiles)
+    # The first two snapshots hold the same background: one array serves both.
+    first, second = (list(entry.snapshot.layers[0].pixels.iter_tiles()) for entry in list(loaded.history)[:2])
+    assert all(a is b for a, b in zip(first, second))
+    with pytest.raises(ValueError):
+        tiles[0][0, 0, 0] = 1
