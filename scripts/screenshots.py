@@ -61,7 +61,7 @@ def stroke(points: list[tuple[int, int]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    parser.add_argument("--wait", type=float, default=20.0, help="seconds to let the first generation finish")
+    parser.add_argument("--wait", type=float, default=5.0, help="seconds to let the first generation finish")
     args = parser.parse_args()
     for tool in ("Xvfb", "xdotool", "import"):
         if shutil.which(tool) is None:
@@ -91,7 +91,7 @@ def main() -> int:
             time.sleep(0.5)
             screenshot(args.out / "script-2-masked.png")
             run("xdotool", "key", "ctrl+Return")  # generate (the classical fill is the default model)
-            time.sleep(args.wait)  # the first job waits for the engine's warm-up (importing torch)
+            time.sleep(args.wait)  # the classical fill does not wait for the engine's warm-up (importing torch)
             screenshot(args.out / "script-3-generated.png")
             run("xdotool", "mousemove", str(cx), str(cy))
             run("xdotool", "key", "Return")  # apply the previewed candidate as a new layer

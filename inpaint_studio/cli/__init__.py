@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_gui(paths: Sequence[str]) -> int:
     from inpaint_studio.ui.app import run_gui as start
 
-    return start(list(paths))
+    return start(list(paths), exit_at_once=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,9 +41,9 @@ class ProgressBar:
     def __call__(self, event: Any) -> None:
         if isinstance(event, JobStarted):
             self.start = time.perf_counter()
-            self._draw(0, event.total_steps, "")
+            self._draw(0, event.total_steps, " starting")
         elif isinstance(event, JobProgress):
-            self._draw(event.step, event.total, f" variant {event.variant + 1}")
+            self._draw(event.step, event.total, f" {event.label(', ')}")  # e.g. "Variant 2 of 2, step 4 of 61"
         elif isinstance(event, JobFinished):
             self.stream.write("\n")
             self.stream.flush()
@@ -61,8 +61,8 @@ class ProgressBar:
         total = max(total, 1)
         filled = int(self.width * done / total)
         elapsed = time.perf_counter() - self.start
-        eta = f" {elapsed / done * (total - done):.0f}s left" if done else ""
-        line = f"\r[{'#' * filled}{'-' * (self.width - filled)}] {done}/{total}{suffix}{eta}"
+        eta = f", {elapsed / done * (total - done):.0f}s left" if done else ""
+        line = f"\r[{'#' * filled}{'-' * (self.width - filled)}]{suffix}{eta}"
         if line != self._last:
             self.stream.write(line.ljust(len(self._last)))
             self.stream.flush()

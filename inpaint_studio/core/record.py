@@ -16,9 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from inpaint_studio.core.document import Document
 from inpaint_studio.core.errors import BadInputError, InpaintStudioError
 from inpaint_studio.core.history.entries import GENERATION_KINDS, HistoryEntry
+from inpaint_studio.core.history.graph import History
 from inpaint_studio.core.jobspec import InpaintJob
+from inpaint_studio.core.parameters import format_parameters
 
 VERSION = 2
 Region = tuple[int, int, int, int]
@@ -184,3 +187,34 @@ def record_of(entry: HistoryEntry) -> GenerationRecord | None:
         return GenerationRecord.from_dict(entry.params)
     except InpaintStudioError:
         return None
+
+
+def shown_record(document: Document, history: History) -> GenerationRecord | None:
+    """The record of the generation an export of `document` shows: the topmost visible result layer's.
+
+    Why that one when several results are stacked: the A1111 "parameters" text describes one generation,
+    and the one a viewer sees is on top (it covers the results below where they overlap, and it is usually
+    the last step of the chain). A result the user hid or faded out is not what the picture shows, and the
+    history's latest entry may be exactly such a rejected result, so the layers decide, not the history.
+    """
+    for layer in reversed(document.layers):
+        history_id = layer.metadata.get("history_id")
+        if layer.kind != "result" or not layer.visible or layer.opacity <= 0 or not isinstance(history_id, int):
+            continue
+        entry = history.entries.get(history_id)
+        record = record_of(entry) if entry is not None else None
+        if record is not None:
+            return record
+    return None
+
+
+def shown_parameters(document: Document, history: History) -> str | None:
+    """The A1111 "parameters" text of what an export of `document` shows (see `shown_record`); None when
+    no generation is visible."""
+    record = shown_record(document, history)
+    if record is None:
+        return None
+    model_name = str(record.model.get("reference") or record.job.model)
+    return format_parameters(
+        record.job, width=document.width, height=document.height, seed=record.seed, model_name=model_name
+    )

@@ -452,7 +452,8 @@ class _StepCallback:
         if self.preview and every and (step + 1) % every == 0 and "latents" in kwargs:
             preview = latents_preview(kwargs["latents"])
         done = min(self.job.total, self.done_before + step + 1)
-        context.emit(JobProgress(context.job_id, done, self.job.total, self.variant, preview))
+        variants = len(context.seeds)
+        context.emit(JobProgress(context.job_id, done, self.job.total, self.variant, preview, variants))
         # Again after reporting: a cancel that arrived meanwhile (a listener of this very event, Ctrl+C)
         # must not cost one more whole step, which on a CPU can take a minute.
         self._stop_if_cancelled(pipe)

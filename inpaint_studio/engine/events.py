@@ -96,6 +96,24 @@ class JobProgress:
     total: int
     variant: int  # 0-based index of the variant being computed
     preview: Image.Image | None = None
+    variants: int = 1  # how many variants the job computes (total = variants x steps per variant)
+
+    @property
+    def variant_total(self) -> int:
+        """Steps of one variant (denoising calls: a few samplers make one more than the job's steps)."""
+        return max(1, self.total // max(1, self.variants))
+
+    @property
+    def variant_step(self) -> int:
+        """Steps done in the current variant."""
+        return min(self.variant_total, max(0, self.step - self.variant * self.variant_total))
+
+    def label(self, separator: str = " · ") -> str:
+        """What a person reads: "Variant 2 of 3 · step 4 of 30", or "Step 4 of 30" for a single result."""
+        steps = f"step {self.variant_step} of {self.variant_total}"
+        if self.variants > 1:
+            return f"Variant {self.variant + 1} of {self.variants}{separator}{steps}"
+        return steps[0].upper() + steps[1:]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from inpaint_studio.core.jobspec import MemoryMode
 from inpaint_studio.engine.devices import check_memory_mode, pick_dtype
 from inpaint_studio.engine.families import Family
 from inpaint_studio.engine.models import ControlNetInfo, ModelInfo
+from inpaint_studio.engine.warmup import import_engine_libraries
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def _has_fp16_variant(folder: Path) -> bool:
 
 def load_pipeline(info: ModelInfo, device: str, memory_mode: MemoryMode = MemoryMode.NONE) -> Any:
     """Build the inpainting pipeline for `info` on `device` (no caching; see PipelineManager)."""
+    import_engine_libraries()  # once per process: without stalling a window, or transformers' warnings
     import torch
     from diffusers import AutoPipelineForInpainting, StableDiffusionInpaintPipeline, StableDiffusionXLInpaintPipeline
 
@@ -136,6 +138,7 @@ BASE = Variant()
 
 
 def load_controlnet(info: ControlNetInfo, device: str) -> Any:
+    import_engine_libraries()
     from diffusers import ControlNetModel
 
     try:

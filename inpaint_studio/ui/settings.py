@@ -156,6 +156,13 @@ class AppSettings:
     engine_kind = _Text("engine/kind", ENGINE_LOCAL)
     engine_url = _Text("engine/url", "")
     engine_token = _Text("engine/token", "")
+    # After Apply the mask is cleared in the same undo step, unless the user keeps it to iterate on the area.
+    keep_mask_after_apply = _Bool("mask/keep_after_apply", False)
+    # The mask overlay's colour ("#rrggbb"; drawn at half opacity): red-pink reads on most photos, not all.
+    mask_color = _Text("view/mask_color", "#ff3060")
+    # The brush (ui/canvas/tools.py ToolSettings): size in image pixels, hardness 0-1.
+    brush_size = _Number("brush/size", 40.0)
+    brush_hardness = _Number("brush/hardness", 0.8)
     # Window layout.
     window_geometry = _Bytes("window/geometry", None)
     window_state = _Bytes("window/state", None)

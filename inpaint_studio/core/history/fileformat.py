@@ -273,6 +273,9 @@ def _tiled_from_dict(data: Any, tiles: Mapping[str, np.ndarray]) -> TiledArray |
 def _read_only_tiles(tiles: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = {}
     for key, tile in tiles.items():
+        if not tile.flags.writeable and tile.flags.c_contiguous and tile.base is None:
+            out[key] = tile  # already frozen by its owner (a project being read): no second copy
+            continue
         frozen = np.ascontiguousarray(tile)
         if frozen is tile or frozen.base is not None:
             frozen = frozen.copy()  # never freeze (or alias) an array the caller may still write to

@@ -12,7 +12,9 @@ Alpha8 QImage, so a mask dab costs nothing but the repaint of its screen rect.
 Zoom is in device pixels: 100 % shows one image pixel per physical screen pixel, also on high-DPI screens.
 
 Keys handled here (the window's actions handle the rest): hold Space to pan with the left button, hold
-Backslash to see the original (the base layer alone).
+Backslash to see the original (the base layer alone). The canvas takes the keyboard focus when the pointer
+comes over it (as Krita's does), so these keys and Enter (apply) work after a click on a panel's button or
+list, unless the user is typing in a text or number field, which keeps its focus.
 """
 
 from __future__ import annotations
@@ -41,7 +43,15 @@ from PySide6.QtGui import (
     QUndoStack,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QLineEdit,
+    QPlainTextEdit,
+    QTextEdit,
+    QWidget,
+)
 
 from inpaint_studio.core.document import Document, Layer, Rect, composite_layers
 from inpaint_studio.ui import qt_images
@@ -108,6 +118,7 @@ class Canvas(QWidget):
         self._offset = QPointF(0, 0)  # widget position (logical px) of the document's top-left corner
         self._fit_mode = True  # refit on resize until the user zooms or pans
         self._show_mask = True
+        self._mask_color = QColor(MASK_COLOR)
         self._show_original = False
         self._space_down = False
         self._panning: QPointF | None = None  # last pan position while dragging
@@ -244,6 +255,18 @@ class Canvas(QWidget):
             self._show_mask = show
             self.update()
             self.mask_visible_changed.emit(show)
+
+    @property
+    def mask_color(self) -> QColor:
+        """The mask overlay's colour (drawn at MASK_OPACITY)."""
+        return QColor(self._mask_color)
+
+    def set_mask_color(self, color: QColor) -> None:
+        color = QColor(color)
+        color.setAlpha(255)
+        if color.isValid() and color != self._mask_color:
+            self._mask_color = color
+            self.update()
 
     @property
     def showing_original(self) -> bool:
@@ -430,7 +453,7 @@ class Canvas(QWidget):
         mask_painter.translate(-QPointF(area.topLeft()))
         mask_painter.translate(self._offset)
         mask_painter.scale(scale, scale)
-        mask_painter.fillRect(QRectF(0, 0, self.document.width, self.document.height), MASK_COLOR)
+        mask_painter.fillRect(QRectF(0, 0, self.document.width, self.document.height), self._mask_color)
         mask_painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_DestinationIn)
         mask_painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._zoom < 2.0)
         mask_painter.drawImage(QPointF(0, 0), self._mask_image)
@@ -460,7 +483,7 @@ class Canvas(QWidget):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         points = [self.map_from_document(x, y) for x, y in preview.points]
-        dashes = QPen(MASK_COLOR if preview.subtract else QColor(255, 255, 255), 1, Qt.PenStyle.DashLine)
+        dashes = QPen(self._mask_color if preview.subtract else QColor(255, 255, 255), 1, Qt.PenStyle.DashLine)
         for pen in (QPen(QColor(0, 0, 0), 1), dashes):
             painter.setPen(pen)
             if preview.kind == "rect":
@@ -580,6 +603,8 @@ class Canvas(QWidget):
             self._repaint_preview()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if not self.hasFocus():  # e.g. a popup closed over the canvas: no enter event came
+            self._take_focus_from_pointer()
         pos = event.position()
         if self._panning is not None:
             delta = pos - self._panning
@@ -676,8 +701,16 @@ class Canvas(QWidget):
 
     def enterEvent(self, event: QEnterEvent) -> None:
         super().enterEvent(event)
+        self._take_focus_from_pointer()
         self._update_cursor()
         self._move_pointer(event.position())
+
+    def _take_focus_from_pointer(self) -> None:
+        """The pointer is over the canvas: take the keys, unless a field is being typed in (see the docstring)."""
+        if self.hasFocus() or not self.isActiveWindow():
+            return
+        if not _is_text_field(QApplication.focusWidget()):
+            self.setFocus(Qt.FocusReason.MouseFocusReason)
 
     def leaveEvent(self, event: QEvent) -> None:
         super().leaveEvent(event)
@@ -696,6 +729,13 @@ class Canvas(QWidget):
     def sync_pointer(self) -> None:
         """Re-read the global cursor position (after zooming with keys the outline must follow)."""
         self._move_pointer(QPointF(self.mapFromGlobal(QCursor.pos())))
+
+
+def _is_text_field(widget: QWidget | None) -> bool:
+    """A field the user types into: it keeps the keyboard while the pointer passes over the canvas."""
+    if isinstance(widget, QAbstractSpinBox | QLineEdit | QTextEdit | QPlainTextEdit):
+        return not widget.isReadOnly()
+    return isinstance(widget, QComboBox) and widget.isEditable()
 
 
 def _outline_region(rect: QRect, pad: int = 2) -> QRegion:

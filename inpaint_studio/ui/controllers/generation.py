@@ -40,7 +40,7 @@ from inpaint_studio.engine.schedulers import scheduler_names
 from inpaint_studio.ui.background import TaskState
 from inpaint_studio.ui.canvas.overlay import CanvasOverlay
 from inpaint_studio.ui.context import StudioContext
-from inpaint_studio.ui.document.commands import AddLayerCommand
+from inpaint_studio.ui.document.commands import AddLayerCommand, StepCommand, mask_change
 from inpaint_studio.ui.document.history_recorder import Annotation, HistoryRecorder
 from inpaint_studio.ui.engine_thread.downloads import DownloadProgress, ModelDownloader
 from inpaint_studio.ui.engine_thread.worker import EngineInfo, EngineWorker, JobQueued
@@ -197,6 +197,7 @@ class GenerationController(QObject):
         c.apply_requested.connect(lambda cand: self.ctx.guarded(self.apply, cand))
         c.more_requested.connect(lambda cand: self.ctx.guarded(self.more_like_this, cand))
         c.discard_requested.connect(self._on_discarded)
+        self.recorder.changed.connect(self._refresh_applied_marks)
         h = self.history_panel
         h.preview_requested.connect(self.preview_history)
         h.use_parameters_requested.connect(lambda i: self.ctx.guarded(self.use_parameters, i))
@@ -332,7 +333,7 @@ class GenerationController(QObject):
             if event.step > first_step:
                 rate = (now - first_time) / (event.step - first_step)
                 left = rate * (event.total - event.step)
-        self.panel.set_progress(event.step, event.total, left, len(self.worker.pending_ids()))
+        self.panel.set_progress(event.step, event.total, left, len(self.worker.pending_ids()), event.label())
         if event.preview is not None:
             self.panel.set_preview(np.asarray(event.preview))
 
@@ -516,12 +517,23 @@ class GenerationController(QObject):
         )
         for name, pixels in candidate.inputs.items():  # the reference image: what replay needs to re-create it
             inputs[name] = TiledArray.capture(pixels)
-        entry = self.recorder.push(AddLayerCommand(doc, layer, text=f"Apply “{layer.name}”"), annotation)
+        # One undo step: the new layer, and the mask cleared (it did its job, and its overlay would hide the
+        # result being judged) unless the user keeps masks after Apply (Mask menu).
+        text = f"Apply “{layer.name}”"
+        parts = [AddLayerCommand(doc, layer, text=text)]
+        if not self.ctx.settings.keep_mask_after_apply:
+            parts.append(mask_change(doc, np.zeros_like(doc.mask), "Clear the mask"))
+        entry = self.recorder.push(StepCommand(text, parts), annotation)
         if entry is not None:
             entry.inputs = inputs
         self.candidates.mark_applied(candidate, entry.id if entry else None)
         self.end_preview()
         return entry
+
+    def _refresh_applied_marks(self) -> None:
+        """An applied candidate keeps its tick only while its entry is part of what the document shows."""
+        statuses = self.recorder.history.statuses()
+        self.candidates.refresh_applied(lambda entry_id: statuses.get(entry_id) in ("current", "active"))
 
     def more_like_this(self, candidate: Candidate) -> int:
         """Run the candidate's job again on the same input with new seeds."""

@@ -138,6 +138,24 @@ def add_image_layer(
     return layer
 
 
+class StepCommand(QUndoCommand):
+    """Several commands as one undo step: done in order, undone in reverse (e.g. Apply = add the result
+    layer and clear the mask). The parts are plain Python references, not Qt children: Qt would delete
+    children that Python also owns."""
+
+    def __init__(self, text: str, parts: list[QUndoCommand | None]) -> None:
+        super().__init__(text)
+        self.parts = [part for part in parts if part is not None]
+
+    def redo(self) -> None:
+        for part in self.parts:
+            part.redo()
+
+    def undo(self) -> None:
+        for part in reversed(self.parts):
+            part.undo()
+
+
 class RemoveLayerCommand(QUndoCommand):
     def __init__(self, document: Document, layer_id: str) -> None:
         layer = document.layer(layer_id)

@@ -43,6 +43,7 @@ from inpaint_studio.ui.document.commands import (
     ResizeDocumentCommand,
     SetLayerOpacityCommand,
     SetLayerVisibleCommand,
+    StepCommand,
 )
 
 # Commands that change no pixels of the layers that stay in the document.
@@ -110,12 +111,14 @@ def command_kind_and_hints(command: QUndoCommand) -> tuple[str, Hints | None]:
         return "layer", {}
     if isinstance(command, MoveLayerCommand):
         return "layer", {}
-    count = command.childCount()
-    if count:
+    if isinstance(command, StepCommand):
+        parts: list[QUndoCommand | None] = list(command.parts)
+    else:
+        parts = [command.child(i) for i in range(command.childCount())]
+    if parts:
         kinds: list[str] = []
         merged: dict[str, Any] = {}
-        for i in range(count):
-            child = command.child(i)
+        for child in parts:
             if child is None:
                 return "layer", None
             kind, hints = command_kind_and_hints(child)

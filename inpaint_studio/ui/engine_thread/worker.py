@@ -28,6 +28,7 @@ import contextlib
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from inpaint_studio.core.errors import CancelledError, EngineError, InpaintStudioError
 from inpaint_studio.core.jobspec import InpaintJob
@@ -50,6 +51,7 @@ from inpaint_studio.engine.events import (
     JobProgress,
     JobStarted,
 )
+from inpaint_studio.engine.warmup import import_engine_libraries
 from inpaint_studio.ui.engine_thread.watchdog import ABANDON_GRACE_S, STALL_TIMEOUT_S, Watchdog
 
 if TYPE_CHECKING:
@@ -68,7 +70,9 @@ _ORPHANS: list[tuple[QThread, QObject]] = []
 # stopped when the interpreter exits (a window deleted without being closed, a test that forgot).
 _LIVE: set[EngineWorker] = set()
 EXIT_TIMEOUT_S = 10.0
-_IMPORT_LOCK = threading.Lock()
+# Library imports in progress (engine/warmup.py runs them in helper threads): a process that ends meanwhile
+# ends with os._exit (see ui/app.py), as the interpreter's own shutdown would wait on the import's locks.
+_IMPORTS: set[threading.Thread] = set()
 
 
 @atexit.register
@@ -81,6 +85,17 @@ def _stop_all_at_exit() -> None:
 def orphaned_threads() -> int:
     """How many worker threads are still running after a timed-out shutdown (the app may then os._exit)."""
     return sum(1 for thread, _host in _ORPHANS if thread.isRunning())
+
+
+def imports_in_progress() -> int:
+    """How many engine library imports (torch, diffusers) are still running in their helper threads."""
+    return sum(1 for thread in list(_IMPORTS) if thread.is_alive())
+
+
+def _new_engine() -> Any:
+    from inpaint_studio.engine.runner import Engine  # no torch at import: see engine/__init__.py
+
+    return Engine()
 
 
 ABANDONED = (
@@ -178,6 +193,27 @@ def default_torch_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+ENGINE_NICE = 5  # how much lower the engine's threads run than the window's (Linux nice levels)
+
+
+def lower_this_threads_priority() -> None:
+    """Let the scheduler prefer the UI thread when the cores are busy (other programs, torch's own threads).
+
+    The engine keeps every idle cycle; only when something else wants the same core does the window go
+    first, so a repaint never waits for a time slice behind a denoising step. Threads this thread starts
+    later (torch's intra-op pool) inherit it on Linux, where each thread has its own nice value; elsewhere
+    Qt's thread priority does the same.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + ENGINE_NICE))
+        return
+    app, thread = QCoreApplication.instance(), QThread.currentThread()
+    if app is not None and thread is not None and thread is not app.thread():  # never the UI thread
+        thread.setPriority(QThread.Priority.LowPriority)
+
+
 def _frozen_copy(array: np.ndarray) -> np.ndarray:
     copy = np.array(array, copy=True, order="C")
     copy.flags.writeable = False
@@ -202,7 +238,14 @@ def as_image_array(image: Image.Image | np.ndarray) -> np.ndarray:
 
 
 class _EngineHost(QObject):
-    """Owns the Engine; every slot runs in the worker thread."""
+    """Owns the Engine; every slot runs in the worker thread.
+
+    The Engine object itself needs no torch (the classical fill is OpenCV), so it is made at once. torch,
+    transformers and diffusers are imported by a helper thread (engine/warmup.py): started by the warm-up
+    shortly after the window appears, or by the first job that needs them. While they import, this thread
+    stays free, so a classical fill asked for right after start runs at once; a diffusion job waits for the
+    import here, in its turn. The queue (on the UI thread) and its one-job-at-a-time order are unchanged.
+    """
 
     event = Signal(object)  # EngineEvent
     done = Signal(int)  # job id: the worker is free again
@@ -211,6 +254,7 @@ class _EngineHost(QObject):
     loading = Signal()
     ready = Signal(object)  # EngineInfo
     load_failed = Signal(str)
+    _imported = Signal()  # from the import thread: the libraries are in (or failed to import)
 
     def __init__(
         self,
@@ -223,83 +267,146 @@ class _EngineHost(QObject):
         self._factory = engine_factory
         self._torch_threads = torch_threads
         self._allowed_unsafe = set(allowed_unsafe)  # pickled checkpoints the user allowed (see allow_unsafe)
+        self._remote = bool(getattr(engine_factory, "remote", False))  # a server's client (engine/remote.py)
         # An injected engine is released by whoever made it; a server's client is this host's own.
-        self._owns_engine = engine_factory is None or getattr(engine_factory, "remote", False)
+        self._owns_engine = engine_factory is None or self._remote
+        self._import: threading.Thread | None = None
+        self._import_s = 0.0
+        self._import_error: BaseException | None = None
+        self._lowered = False
         self.info: EngineInfo | None = None
+        self._imported.connect(self._finish_loading)
+
+    def _lower_priority(self) -> None:
+        """Once, in the worker thread (its first slot call): see lower_this_threads_priority."""
+        if not self._lowered:
+            self._lowered = True
+            lower_this_threads_priority()
 
     def _ensure_engine(self) -> Any:
-        if self._engine is not None:
-            return self._engine
-        if getattr(self._factory, "remote", False):
-            return self._ensure_remote_engine()
+        """The Engine ready for any work: torch imported and set up here, or a server's client connected."""
+        return self._ensure_remote_engine() if self._remote else self._ensure_torch()
+
+    def _engine_object(self) -> Any:
+        """The Engine (made on first use; no torch needed for that)."""
+        if self._engine is None:
+            self._engine = self._factory() if self._factory else _new_engine()
+            for path in self._allowed_unsafe:
+                self._allow_on_engine(path)
+        return self._engine
+
+    def _start_import(self) -> None:
+        """Import torch and diffusers in a helper thread (at most one at a time)."""
+        if self.info is not None or self._import is not None:
+            return
         self.loading.emit()
+        self._import_error = None
+        self._import = threading.Thread(target=self._import_libraries, name="inpaint-engine-import", daemon=True)
+        _IMPORTS.add(self._import)
+        self._import.start()
+
+    def _import_libraries(self) -> None:
+        """Runs in the import thread."""
+        lower_this_threads_priority()
+        try:
+            self._import_s = import_engine_libraries()
+        except BaseException as exc:  # reported on the engine thread by _ensure_torch
+            self._import_error = exc
+        finally:
+            _IMPORTS.discard(threading.current_thread())
+            with contextlib.suppress(RuntimeError):  # the host was deleted meanwhile (window closed)
+                self._imported.emit()
+
+    @Slot()
+    def _finish_loading(self) -> None:
+        """The import thread finished: set torch up in this thread and report the engine ready."""
+        if self.info is None and self._import is not None:
+            self._load_failure(self._ensure_torch)
+
+    def _ensure_torch(self) -> Any:
+        """Wait for the libraries (importing them now if nothing did yet), set torch's threads, run its first
+        operation in this thread, and report the engine ready. Returns the Engine."""
+        engine = self._engine_object()
+        if self.info is not None:
+            return engine
+        self._start_import()
+        assert self._import is not None
+        self._import.join()
+        self._import, error = None, self._import_error
+        if error is not None:
+            self._import_error = None
+            raise error
         start = time.perf_counter()
-        # One thread at a time: a host that replaces an abandoned one may start while the old one is still
-        # importing, and diffusers' lazy modules fail ("cannot import name") when imported concurrently.
-        with _IMPORT_LOCK:
-            import torch  # the first import of torch in the process happens here, off the UI thread
+        import torch  # imported already: this only binds the name
 
-            # diffusers imports its pipelines lazily: touching the classes the loader uses imports them (and
-            # transformers) now, so the first job does not hold the GIL for that while the user works.
-            from diffusers import AutoPipelineForInpainting, StableDiffusionInpaintPipeline  # noqa: F401
-
-        imported = time.perf_counter()
         threads = default_torch_threads() if self._torch_threads is None else self._torch_threads
         if threads > 0:
             torch.set_num_threads(threads)
         # The first op starts torch's intra-op thread pool: a one-time cost better paid before a job.
         (torch.ones(64, 64) @ torch.ones(64, 64)).sum().item()
-        first_op = time.perf_counter()
         from inpaint_studio.engine.devices import describe_device, pick_device
-        from inpaint_studio.engine.runner import Engine
 
-        self._engine = self._factory() if self._factory else Engine()
-        for path in self._allowed_unsafe:
-            self._allow_on_engine(path)
         device = pick_device("auto")
         self.info = EngineInfo(
             device=device,
             device_name=describe_device(device),
             torch_version=torch.__version__,
-            import_s=imported - start,
-            first_op_s=first_op - imported,
+            import_s=self._import_s,
+            first_op_s=time.perf_counter() - start,
         )
         self.ready.emit(self.info)
-        return self._engine
+        return engine
 
     def _ensure_remote_engine(self) -> Any:
         """A server's client (engine/remote.py): no torch here; the server says what it runs on."""
+        if self._engine is not None and self.info is not None:
+            return self._engine
         self.loading.emit()
-        assert self._factory is not None
-        self._engine = self._factory()
+        engine = self._engine_object()
         try:
-            device, device_name = self._engine.describe()
+            device, device_name = engine.describe()
         except InpaintStudioError as exc:  # the server is down or refuses: say so now; jobs will say it too
             self.load_failed.emit(str(exc))
-            return self._engine
+            return engine
         self.info = EngineInfo(device, device_name, torch_version="", import_s=0.0, first_op_s=0.0)
         self.ready.emit(self.info)
-        return self._engine
+        return engine
 
-    @Slot()
-    def warm_up(self) -> None:
+    def _load_failure(self, load: Callable[[], Any]) -> str | None:
+        """Run `load`; a failure (a broken install) is logged and reported, and the thread lives on."""
         try:
-            self._ensure_engine()
-        except Exception as exc:  # a broken install must not kill the thread
+            load()
+        except Exception as exc:
             log.exception("engine start-up failed")
-            self.load_failed.emit(
+            message = (
                 f"The generation engine could not start ({type(exc).__name__}: {str(exc)[:120]}); "
                 "reinstall the application or use the classical fill."
             )
+            self.load_failed.emit(message)
+            return message
+        return None
+
+    @Slot()
+    def warm_up(self) -> None:
+        self._lower_priority()
+        if self._remote:
+            self._load_failure(self._ensure_remote_engine)
+            return
+        self._load_failure(self._engine_object)
+        self._start_import()
 
     @Slot(object)
     def run(self, request: JobRequest) -> None:
+        self._lower_priority()
         try:
             if request.cancel.cancelled:
                 self.event.emit(JobCancelled(request.job_id))
                 return
             try:
-                engine = self._ensure_engine()
+                # The classical fill needs no torch: it does not wait for the libraries to import.
+                engine = (
+                    self._engine_object() if request.job.is_classical and not self._remote else self._ensure_engine()
+                )
             except Exception as exc:
                 log.exception("engine start-up failed")
                 error = EngineError(
@@ -331,6 +438,7 @@ class _EngineHost(QObject):
 
     @Slot(object)
     def run_task(self, task: EngineTask) -> None:
+        self._lower_priority()
         try:
             if task.cancel.cancelled:
                 self.task_event.emit(TaskCancelled(task.task_id))

@@ -7,7 +7,7 @@ re-runs on exactly that input, and so applying it can tell which pixels the job 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,6 +108,8 @@ class CandidateStrip(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._candidates: dict[int, Candidate] = {}
+        # Whether an applied candidate's history entry is still in the document (undo takes it out).
+        self._in_document: Callable[[int], bool] = lambda _entry_id: True
         self.list = _StripList(self)
         self.list.setViewMode(QListWidget.ViewMode.IconMode)
         self.list.setFlow(QListWidget.Flow.LeftToRight)
@@ -179,6 +181,19 @@ class CandidateStrip(QWidget):
         if item is not None:
             item.setText(self._label(candidate))
 
+    def is_applied(self, candidate: Candidate) -> bool:
+        """Applied, and its layer still in the document (an undone apply is not)."""
+        return candidate.applied_entry is not None and self._in_document(candidate.applied_entry)
+
+    def refresh_applied(self, in_document: Callable[[int], bool]) -> None:
+        """Re-draw the applied marks after undo/redo: `in_document(entry_id)` says which applies count."""
+        self._in_document = in_document
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            candidate = self._candidates.get(item.data(KEY_ROLE))
+            if candidate is not None and item.text() != self._label(candidate):
+                item.setText(self._label(candidate))
+
     def select(self, candidate: Candidate | None) -> None:
         if candidate is None:
             self.list.clearSelection()
@@ -220,7 +235,7 @@ class CandidateStrip(QWidget):
 
     # ---- internals ----------------------------------------------------------------------------------
     def _label(self, candidate: Candidate) -> str:
-        mark = " ✓" if candidate.applied_entry is not None else ""
+        mark = " ✓" if self.is_applied(candidate) else ""
         network = candidate.result.extra.get("removal_network")
         name = "classical" if candidate.result.job.is_classical else str(candidate.seed)
         if network:

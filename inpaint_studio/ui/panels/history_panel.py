@@ -171,6 +171,9 @@ class HistoryPanel(QWidget):
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.setUniformItemSizes(False)
         self.list.setWordWrap(False)
+        # A long prompt is cut with "…" at the panel's edge (the tooltip has it whole), not scrolled sideways.
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.list.currentItemChanged.connect(self._on_current_changed)
         self.details = QTextBrowser(self)
         self.details.setOpenLinks(False)
@@ -271,7 +274,7 @@ class HistoryPanel(QWidget):
                 font = QFont(item.font())
                 font.setBold(True)
                 item.setFont(font)
-            item.setToolTip(f"{entry.kind_label} · {status}")
+            item.setToolTip(f"#{entry.id} {entry.kind_label}: {entry.title}\n{status}")
             self.list.addItem(item)
             if entry.id == selected:
                 self.list.setCurrentItem(item)

@@ -37,6 +37,7 @@ from inpaint_studio.ui.document.commands import (
     SetLayerOpacityCommand,
     SetLayerVisibleCommand,
 )
+from inpaint_studio.ui.panels.wheel_guard import guard_wheel
 
 THUMB = 44  # thumbnail side in logical pixels
 THUMB_DELAY_MS = 250
@@ -115,6 +116,7 @@ class LayersPanel(QWidget):
         document.pixels_changed.connect(self._on_pixels_changed)
         document.reset.connect(self.rebuild)
         self.rebuild()
+        guard_wheel(self)  # the opacity slider changes only once clicked
 
     def _button(self, icon: QIcon, tip: str, slot: object) -> QToolButton:
         button = QToolButton(self)

@@ -5,6 +5,10 @@ Every error the user should see goes through `show_error` instead of a modal dia
 message are counted rather than re-shown. Info messages hide themselves after a few seconds; errors stay
 until dismissed (the close button or Escape while the bar has focus). A message may offer actions (buttons
 such as "Recover" or "Use these parameters"); such a message stays until it is answered or replaced.
+
+The bar floats over the top of its parent (the canvas) instead of taking a row of the window's layout: a
+message coming and going must not resize the canvas, which would re-fit and re-zoom the image under the
+user's hand (98 % -> 91 % and back).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QWidget
 
@@ -54,6 +58,24 @@ class MessageBar(QFrame):
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.dismiss)
         self.hide()
+        if parent is not None:
+            parent.installEventFilter(self)  # follow its width
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.parent() and event.type() == QEvent.Type.Resize and not self.isHidden():
+            self._place()
+        return False
+
+    def _place(self) -> None:
+        """Across the top of the parent, as tall as the message needs at that width."""
+        parent = self.parentWidget()
+        if parent is None:
+            return
+        width = parent.width()
+        layout = self.layout()
+        height = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else -1
+        self.setGeometry(0, 0, width, max(height, self.sizeHint().height()))
+        self.raise_()
 
     def show_error(self, text: str, actions: Sequence[Action] = ()) -> None:
         self._show("error", text, actions)
@@ -105,6 +127,7 @@ class MessageBar(QFrame):
             "border: none; }"
         )
         self.show()
+        self._place()
         if kind == "info" and not actions:
             self._timer.start(INFO_TIMEOUT_MS)
         else:

@@ -76,6 +76,7 @@ def _specs(w: MainWindow) -> list[ActionSpec]:
         A("actual", "&100 %", canvas.actual_pixels, ("Ctrl+1",)),
         A("toggle_mask", "Show &Mask Overlay", None, ("Ctrl+H",), checkable=True, icon=icons.mask_overlay()),
         A("compare", "Compare with &Original", None, (), "Show the original image (or hold \\)", checkable=True),
+        A("overlay_color", "Mask Overlay Co&lour…", w.choose_mask_color, (), "Choose the colour of the mask overlay"),
         # Tools (the five tools are one exclusive group)
         tool("mask_brush", "Mask &Brush", "B", "Paint the area to repaint", icons.mask_brush()),
         tool("rect_select", "&Rectangle", "M", "Add a rectangle to the mask (Alt: subtract)", icons.rect_select()),
@@ -97,6 +98,14 @@ def _specs(w: MainWindow) -> list[ActionSpec]:
         A("mask_grow", "&Grow Mask…", masks.grow_dialog),
         A("mask_shrink", "&Shrink Mask…", masks.shrink_dialog),
         A("mask_feather", "&Feather Mask…", masks.feather_dialog),
+        A(
+            "keep_mask_after_apply",
+            "&Keep Mask After Apply",
+            None,
+            (),
+            "Keep the mask when a result is applied (off: Apply clears it, in the same undo step)",
+            checkable=True,
+        ),
         # Layer
         A("layer_new", "&New Paint Layer", layers.add_paint_layer, ("Ctrl+Shift+N",)),
         A("layer_duplicate", "&Duplicate Layer", layers.duplicate_active, ("Ctrl+J",)),
@@ -132,7 +141,7 @@ MENUS: dict[str, tuple[str | None, ...]] = {
     ),
     "&Edit": ("undo", "redo", None, "copy_image", "paste", None, "settings"),
     "&Image": ("upscale", "upscale_x2", "upscale_x4"),  # the upscale controller's actions
-    "&View": ("zoom_in", "zoom_out", "fit", "actual", None, "toggle_mask", "compare", None, "@panels"),
+    "&View": ("zoom_in", "zoom_out", "fit", "actual", None, "toggle_mask", "overlay_color", "compare", None, "@panels"),
     "&Tools": (*TOOLS, None, "eraser", "swap_erase", "size_up", "size_down", "harder", "softer", "paint_color"),
     "&Mask": (
         "mask_clear",
@@ -144,6 +153,8 @@ MENUS: dict[str, tuple[str | None, ...]] = {
         None,
         "load_mask",
         "export_mask",
+        None,
+        "keep_mask_after_apply",
     ),
     "&Layer": (
         "layer_new",

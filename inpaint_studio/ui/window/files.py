@@ -22,6 +22,7 @@ from inpaint_studio.core import imageio
 from inpaint_studio.core.document import Document, Layer
 from inpaint_studio.core.parameters import looks_like_parameters
 from inpaint_studio.core.placement import centred_copy
+from inpaint_studio.core.record import shown_parameters
 from inpaint_studio.ui import qt_images
 from inpaint_studio.ui.context import DocumentHost, StudioContext
 from inpaint_studio.ui.controllers.generation import GenerationController
@@ -170,7 +171,11 @@ class FileActions:
         return bool(path) and self.export_image(path)
 
     def export_image(self, path: str | os.PathLike[str]) -> bool:
-        """Write the flattened image (format by extension, keeping ICC profile and parameters); True on success."""
+        """Write the flattened image (format by extension, keeping the ICC profile); True on success.
+
+        Its "parameters" text is that of the generation it shows (core/record.py shown_parameters: the
+        topmost visible result layer's), else the opened file's own, so other tools and "Use these
+        parameters" read how it was made."""
         if not self.ctx.require_image():
             return False
         doc = self.ctx.document
@@ -179,11 +184,12 @@ class FileActions:
         if bool((rgba[..., 3] == 255).all()):
             image = image.convert("RGB")  # no alpha channel in the file when nothing is transparent
         meta = doc.metadata
+        parameters = shown_parameters(doc, self.generation.recorder.history) or meta.get("parameters")
         written = self.ctx.guarded(
             imageio.save_image,
             image,
             path,
-            parameters=meta.get("parameters"),
+            parameters=parameters,
             icc_profile=meta.get("icc_profile"),
             exif=meta.get("exif"),
         )

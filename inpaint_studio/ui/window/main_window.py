@@ -69,12 +69,12 @@ class MainWindow(QMainWindow):
         self.actions: dict[str, QAction] = {}
 
         self._canvas = Canvas(self._document, self._undo_stack, self.tool_settings, self)
-        self._message_bar = MessageBar(self)
+        # Over the canvas, not above it: a message must not resize (and so re-zoom) the canvas.
+        self._message_bar = MessageBar(self._canvas)
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addWidget(self._message_bar)
         layout.addWidget(self._canvas, 1)
         self.setCentralWidget(central)
         self._panels_menu = QMenu("&Panels", self)
@@ -121,6 +121,9 @@ class MainWindow(QMainWindow):
         self.resize(1280, 840)
         install_shortcut_guard()
         self._restore_window_state()
+        size, hardness = self.settings.brush_size, self.settings.brush_hardness  # the brush as the user left it
+        self.tool_settings.set_size(size)
+        self.tool_settings.set_hardness(hardness)
         self._on_document_reset()
         self._on_tool_settings_changed()
 
@@ -221,6 +224,17 @@ class MainWindow(QMainWindow):
         """X: swap between painting and erasing, keeping the tool."""
         self.tool_settings.set_erase(not self.tool_settings.erase)
 
+    def choose_mask_color(self) -> None:
+        """View > Mask Overlay Colour: pick the overlay's colour (remembered; an orange photo wants blue)."""
+        color = QColorDialog.getColor(self._canvas.mask_color, self, "Mask overlay colour")
+        if color.isValid():
+            self.set_mask_color(color)
+
+    def set_mask_color(self, color: QColor) -> None:
+        self._canvas.set_mask_color(color)
+        self.settings.mask_color = color.name()
+        self.actions["overlay_color"].setIcon(icons.swatch(self._canvas.mask_color))
+
     def choose_color(self) -> None:
         initial = QColor(*self.tool_settings.color)
         color = QColorDialog.getColor(initial, self, "Paint colour")
@@ -243,6 +257,8 @@ class MainWindow(QMainWindow):
 
     def _on_tool_settings_changed(self) -> None:
         settings = self.tool_settings
+        if (self.settings.brush_size, self.settings.brush_hardness) != (settings.size, settings.hardness):
+            self.settings.brush_size, self.settings.brush_hardness = settings.size, settings.hardness
         for spin, value in (
             (self.size_spin, round(settings.size)),
             (self.hardness_spin, round(settings.hardness * 100)),
@@ -279,6 +295,11 @@ class MainWindow(QMainWindow):
         toggle_mask = self.actions["toggle_mask"]
         toggle_mask.setChecked(True)
         toggle_mask.toggled.connect(self._canvas.set_show_mask)
+        saved = QColor(self.settings.mask_color)
+        self.set_mask_color(saved if saved.isValid() else self._canvas.mask_color)
+        keep = self.actions["keep_mask_after_apply"]
+        keep.setChecked(self.settings.keep_mask_after_apply)
+        keep.toggled.connect(lambda on: setattr(self.settings, "keep_mask_after_apply", on))
         self.actions["compare"].toggled.connect(self._canvas.set_show_original)
 
     # ----------------------------------------------------------------- recent files
@@ -314,7 +335,9 @@ class MainWindow(QMainWindow):
         self.autosave.discard()  # a clean exit: nothing to recover
         self.settings.window_geometry = self.saveGeometry()
         self.settings.window_state = self.saveState()
+        self.settings.store.sync()  # on disk now: the application may end without the interpreter's teardown
         event.accept()
+        self.hide()  # at once: stopping the engine below may wait for a running step to end
         self.generation.shutdown()
 
     def _restore_window_state(self) -> None:

@@ -46,6 +46,7 @@ from inpaint_studio.engine.addons import IP_ADAPTER_DEFAULTS, IP_ADAPTER_REPO, i
 from inpaint_studio.engine.catalog import AddonEntry, addon_entry
 from inpaint_studio.ui import bindings, qt_images
 from inpaint_studio.ui.background import BackgroundRunner, TaskState
+from inpaint_studio.ui.panels.wheel_guard import guard_wheel
 from inpaint_studio.ui.settings import AppSettings
 
 REFERENCE_SIDE = 96
@@ -164,6 +165,7 @@ class PairList(QWidget):
         layout.addWidget(remove)
         self._layout.addWidget(row)
         self._rows.append((reference, editor))
+        guard_wheel(row)  # rows come and go after the panel guarded its controls
 
     def remove(self, reference: str) -> None:
         self.set_value(tuple(pair for pair in self.value() if pair[0] != reference))

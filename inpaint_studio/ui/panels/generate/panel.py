@@ -54,6 +54,7 @@ from inpaint_studio.ui import bindings, icons, qt_images
 from inpaint_studio.ui.background import BackgroundRunner
 from inpaint_studio.ui.panels.generate.addons import AddonsBox
 from inpaint_studio.ui.panels.generate.model_picker import ModelPicker
+from inpaint_studio.ui.panels.wheel_guard import guard_wheel
 from inpaint_studio.ui.settings import AppSettings
 
 PREVIEW_SIDE = 112
@@ -136,6 +137,7 @@ class GeneratePanel(QWidget):
         self._app_settings = app_settings
         self._build(user_models, runner)
         self._bind()
+        guard_wheel(self)  # the wheel scrolls the panel; only a focused control changes its value
         model.subscribe(self._on_model_changed)
         self._on_model_changed(ALL)
 
@@ -474,12 +476,16 @@ class GeneratePanel(QWidget):
             self.preview_label.clear()
             self.preview_label.setMinimumHeight(0)
 
-    def set_progress(self, step: int, total: int, seconds_left: float | None, queued: int) -> None:
+    def set_progress(
+        self, step: int, total: int, seconds_left: float | None, queued: int, label: str | None = None
+    ) -> None:
+        """The bar fills over the whole job; its text says where it is (`label`, e.g. "Variant 2 of 2 ·
+        step 4 of 61"; default "Step 4 of 61")."""
         self.progress_bar.setRange(0, max(1, total))
         self.progress_bar.setValue(step)
         left = "" if seconds_left is None else f" · {_format_seconds(seconds_left)} left"
         more = f" · {queued} queued" if queued else ""
-        self.progress_bar.setFormat(f"Step {step}/{total}{left}{more}")
+        self.progress_bar.setFormat(f"{label or f'Step {step} of {total}'}{left}{more}")
 
     def set_status(self, text: str) -> None:
         self.status_label.setText(text)
