@@ -1,7 +1,8 @@
 """Command line: `inpaint-studio [IMAGE ...]` opens the studio; sub-commands work headless.
 
 One module per sub-command, each with `register(subparsers)`: `inpaint` (one job), `chain` (a recipe),
-`replay` (a project's history), `models` / `download`. The job options are one table (job_options.py).
+`replay` (a project's history), `models` / `download`, `select` (click-to-select masks), `outpaint`.
+The job options are one table (job_options.py).
 
 Exit codes: 0 ok; 2 bad input; 3 model unavailable; 4 out of memory; 130 cancelled; 1 anything else.
 Every failure prints one line that names the file or parameter and says what to do. A first word that is
@@ -19,12 +20,12 @@ from pathlib import Path
 from inpaint_studio import __version__
 from inpaint_studio.core.errors import BadInputError, CancelledError, InpaintStudioError
 
-SUBCOMMANDS = ("inpaint", "chain", "replay", "models", "download", "gui")
+SUBCOMMANDS = ("inpaint", "chain", "replay", "models", "download", "select", "outpaint", "gui")
 
 
 def build_parser() -> argparse.ArgumentParser:
     # Each sub-command's module imports its engine parts: loaded here, after the window's fast path.
-    from inpaint_studio.cli import chain, inpaint, models, replay
+    from inpaint_studio.cli import chain, inpaint, models, outpaint, replay, select
 
     parser = argparse.ArgumentParser(
         prog="inpaint-studio",
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     gui = sub.add_parser("gui", help="open the studio window (the default)")
     gui.add_argument("images", nargs="*", help="image files to open")
     for module in (inpaint, chain, replay, models):
+        module.register(sub)
+    for module in (select, outpaint):
         module.register(sub)
     return parser
 

@@ -14,6 +14,7 @@ from inpaint_studio.core.user_models import UserModels
 from inpaint_studio.engine.catalog import installed_models
 from inpaint_studio.engine.model_list import add_user_model, model_choices
 from inpaint_studio.engine.models import download, resolve_model
+from inpaint_studio.engine.segmentation import is_segmenter_folder, is_segmenter_installed, segmenter_catalog
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +51,18 @@ def run(args: argparse.Namespace) -> int:
                     "size_gb": round(model.size_gb, 2),
                 }
             )
+    for entry in segmenter_catalog():  # the Select tool's models (`inpaint-studio select --model`)
+        rows.append(
+            {
+                "id": entry.id,
+                "name": entry.name,
+                "source": "catalog",
+                "family": f"selection ({entry.model_type})",
+                "installed": is_segmenter_installed(entry.id),
+                "download_gb": round(entry.download_mb / 1000, 3),
+                "licence": entry.licence,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -64,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
 
 def run_download(args: argparse.Namespace) -> int:
     path = download(args.model_id)
+    if is_segmenter_folder(path):
+        print(f"{args.model_id}: selection model installed at {path} (use it with `inpaint-studio select` or W)")
+        return 0
     info = resolve_model(args.model_id)
     print(f"{args.model_id}: {info.family.value} model installed at {path}")
     return 0

@@ -143,6 +143,13 @@ class AppSettings:
     mask_grow_px = _Int("mask/grow_px", 8, minimum=1)
     mask_shrink_px = _Int("mask/shrink_px", 8, minimum=1)
     mask_feather_px = _Int("mask/feather_px", 8, minimum=1)
+    # The Select tool's model ("": the catalog's default, engine/segmentation.py DEFAULT_SEGMENTER).
+    segmenter_model = _Text("select/model", "")
+    # Image > Expand Canvas… and the Expand tool: the last choices (ui/controllers/outpaint.py).
+    expand_margins = _Json("outpaint/margins", None)  # [left, top, right, bottom] last used in the dialog
+    expand_anchor = _Json("outpaint/anchor", None)  # [column, row] of the 3x3 anchor grid
+    outpaint_prefill = _Text("outpaint/prefill", "classic")
+    outpaint_generate = _Bool("outpaint/generate", True)
     # Window layout.
     window_geometry = _Bytes("window/geometry", None)
     window_state = _Bytes("window/state", None)

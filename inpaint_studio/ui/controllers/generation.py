@@ -180,6 +180,7 @@ class GenerationController(QObject):
         h.branch_requested.connect(lambda i: self.ctx.guarded(self.branch_from, i))
         doc = self.document
         doc.reset.connect(self._on_document_reset)
+        doc.resized.connect(lambda _offset: self.end_preview())  # a preview's place on the canvas moved
         doc.pixels_changed.connect(self._on_document_changed)
         doc.mask_changed.connect(self._on_document_changed)
         doc.layers_changed.connect(self._on_document_changed)
@@ -292,11 +293,15 @@ class GenerationController(QObject):
         self.panel.set_status(f"Done in {result.duration_s:.2f} s: {len(candidates)} result(s) below.")
 
     def _on_cancelled(self, event: JobCancelled) -> None:
+        if self.worker.is_task(event.job_id):
+            return  # another controller's EngineTask (submit_task): its owner reports it
         self._submitted.pop(event.job_id, None)
         self.message_bar.show_info(event.message)
         self.panel.set_status("Cancelled.")
 
     def _on_failed(self, event: JobFailed) -> None:
+        if self.worker.is_task(event.job_id):
+            return
         self._submitted.pop(event.job_id, None)
         self.message_bar.show_error(event.message)
         self.panel.set_status("Failed; see the message above the image.")

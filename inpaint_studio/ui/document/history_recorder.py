@@ -72,6 +72,7 @@ class RestoreStateCommand(QUndoCommand):
     def __init__(self, document: Document, snapshot: DocumentSnapshot, text: str) -> None:
         super().__init__(text)
         self.document, self.snapshot = document, snapshot
+        self.before_size = document.size
         self.before_layers = list(document.layers)
         self.before_active = document.active_layer_id
         self.before_mask = document.mask.copy()
@@ -81,12 +82,13 @@ class RestoreStateCommand(QUndoCommand):
     def redo(self) -> None:
         if self.after_layers is None:
             self.after_layers = self.snapshot.to_layers()
-        self.document.set_layers(self.after_layers, self.snapshot.active_layer_id)
-        self.document.set_mask(self.after_mask)
+        snap = self.snapshot
+        # A snapshot from before a canvas expansion has another size: `restore` handles both.
+        self.document.restore(snap.width, snap.height, self.after_layers, snap.active_layer_id, self.after_mask.copy())
 
     def undo(self) -> None:
-        self.document.set_layers(self.before_layers, self.before_active)
-        self.document.set_mask(self.before_mask)
+        width, height = self.before_size
+        self.document.restore(width, height, self.before_layers, self.before_active, self.before_mask.copy())
 
 
 def command_kind_and_hints(command: QUndoCommand) -> tuple[str, Hints | None]:

@@ -11,6 +11,12 @@ callable it is.
 Why a facade instead of moving EngineWorker itself into the thread: the queue, the job ids and the
 signals the panels connect to must be usable synchronously from the UI thread, while the engine must only
 ever be touched from the worker thread; splitting the two objects makes that rule structural.
+
+Other engine work (upscaling, anything long that is not an InpaintJob) is an `EngineTask` (engine/tasks.py)
+given to `submit_task`: it joins the same FIFO queue with the same ids, watchdog and cancel, runs in the same
+thread with the Engine in its workspace, and ends with `task_finished` (TaskFinished) instead of
+`job_finished`. Interactive work that must not wait behind a generation (the Select tool's clicks) has its own
+thread instead: ui/engine_thread/interactive.py.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ import contextlib
 import itertools
 import logging
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -42,6 +47,8 @@ from inpaint_studio.engine.events import (
     JobProgress,
     JobStarted,
 )
+from inpaint_studio.engine.tasks import EngineTask, TaskFinished, Workspace, run_task
+from inpaint_studio.ui.engine_thread.imports import IMPORT_LOCK
 from inpaint_studio.ui.engine_thread.watchdog import ABANDON_GRACE_S, STALL_TIMEOUT_S, Watchdog
 
 if TYPE_CHECKING:
@@ -60,7 +67,7 @@ _ORPHANS: list[tuple[QThread, QObject]] = []
 # stopped when the interpreter exits (a window deleted without being closed, a test that forgot).
 _LIVE: set[EngineWorker] = set()
 EXIT_TIMEOUT_S = 10.0
-_IMPORT_LOCK = threading.Lock()
+_IMPORT_LOCK = IMPORT_LOCK  # shared with the interactive worker's thread (see imports.py)
 
 
 @atexit.register
@@ -68,6 +75,11 @@ def _stop_all_at_exit() -> None:
     for worker in list(_LIVE):
         with contextlib.suppress(RuntimeError):  # its C++ side is already gone
             worker.shutdown(EXIT_TIMEOUT_S)
+
+
+def keep_orphan(thread: QThread, host: QObject) -> None:
+    """Keep a worker thread that did not stop referenced until the process exits (see _ORPHANS)."""
+    _ORPHANS.append((thread, host))
 
 
 def orphaned_threads() -> int:
@@ -95,9 +107,22 @@ class JobRequest:
 
 
 @dataclass(frozen=True)
+class TaskRequest:
+    """An EngineTask waiting for (or running in) the engine thread; the task holds its own read-only inputs."""
+
+    job_id: int
+    task: EngineTask
+    cancel: CancelToken
+    submitted: float = 0.0
+
+
+Request = JobRequest | TaskRequest
+
+
+@dataclass(frozen=True)
 class JobQueued:
     job_id: int
-    job: InpaintJob
+    job: InpaintJob | EngineTask
     position: int  # 0 = runs next
 
 
@@ -163,6 +188,7 @@ class _EngineHost(QObject):
         self._torch_threads = torch_threads
         self._allowed_unsafe = set(allowed_unsafe)  # pickled checkpoints the user allowed (see allow_unsafe)
         self._owns_engine = engine_factory is None  # an injected engine is released by whoever made it
+        self._workspace: Workspace | None = None  # what tasks keep between runs (engine/tasks.py)
         self.info: EngineInfo | None = None
 
     def _ensure_engine(self) -> Any:
@@ -215,7 +241,7 @@ class _EngineHost(QObject):
             )
 
     @Slot(object)
-    def run(self, request: JobRequest) -> None:
+    def run(self, request: Request) -> None:
         try:
             if request.cancel.cancelled:
                 self.event.emit(JobCancelled(request.job_id))
@@ -229,6 +255,9 @@ class _EngineHost(QObject):
                     "reinstall the application or use the classical fill."
                 )
                 self.event.emit(JobFailed(request.job_id, str(error), error))
+                return
+            if isinstance(request, TaskRequest):
+                self._run_task(request, engine)
                 return
             try:
                 engine.run(
@@ -249,6 +278,12 @@ class _EngineHost(QObject):
         finally:
             self.done.emit(request.job_id)
 
+    def _run_task(self, request: TaskRequest, engine: Any) -> None:
+        if self._workspace is None or self._workspace.engine is not engine:
+            self._workspace = Workspace(engine)
+        with contextlib.suppress(InpaintStudioError):  # run_task already emitted JobFailed / JobCancelled
+            run_task(request.task, self._workspace, emit=self.event.emit, cancel=request.cancel, job_id=request.job_id)
+
     @Slot(str)
     def allow_unsafe(self, path: str) -> None:
         self._allowed_unsafe.add(path)
@@ -262,6 +297,8 @@ class _EngineHost(QObject):
 
     @Slot()
     def release(self) -> None:
+        if self._workspace is not None:
+            self._workspace.release()
         if self._engine is not None:
             self._engine.release()
 
@@ -302,6 +339,7 @@ class EngineWorker(QObject):
     job_stalled = Signal(int, float)  # job id, seconds without any event: it may be stuck
     job_resumed = Signal(int)  # a stalled job reported progress again
     job_abandoned = Signal(int)  # a stalled job ignored cancel: its thread was given up, a fresh one serves
+    task_finished = Signal(object)  # TaskFinished: an EngineTask's value (see submit_task)
 
     # Private: queued calls into the worker thread.
     _run = Signal(object)
@@ -326,8 +364,9 @@ class EngineWorker(QObject):
         engine's device; 0: no watchdog); `abandon_grace_s`: see ABANDON_GRACE_S."""
         super().__init__(parent)
         self._ids = itertools.count(1)
-        self._pending: deque[JobRequest] = deque()
-        self._current: JobRequest | None = None
+        self._pending: deque[Request] = deque()
+        self._current: Request | None = None
+        self._task_ids: set[int] = set()  # ids of EngineTasks, queued or running
         self._closing = False
         self.engine_info: EngineInfo | None = None
         self.engine_state = "idle"  # idle | loading | ready | failed
@@ -389,19 +428,24 @@ class EngineWorker(QObject):
 
     @property
     def current_job(self) -> InpaintJob | None:
-        return self._current.job if self._current else None
+        """The running InpaintJob (None while nothing or a task runs)."""
+        return self._current.job if isinstance(self._current, JobRequest) else None
 
     def pending_ids(self) -> list[int]:
         return [request.job_id for request in self._pending]
 
     def request(self, job_id: int) -> JobRequest | None:
-        """The captured request of a running or queued job."""
-        if self._current is not None and self._current.job_id == job_id:
+        """The captured request of a running or queued job (not of a task)."""
+        if isinstance(self._current, JobRequest) and self._current.job_id == job_id:
             return self._current
-        return next((r for r in self._pending if r.job_id == job_id), None)
+        return next((r for r in self._pending if r.job_id == job_id and isinstance(r, JobRequest)), None)
 
     def pending_job(self, job_id: int) -> InpaintJob | None:
-        return next((r.job for r in self._pending if r.job_id == job_id), None)
+        return next((r.job for r in self._pending if r.job_id == job_id and isinstance(r, JobRequest)), None)
+
+    def is_task(self, job_id: int) -> bool:
+        """True when the id belongs to an EngineTask that is queued or running (its events are not a job's)."""
+        return job_id in self._task_ids
 
     @property
     def is_busy(self) -> bool:
@@ -466,21 +510,39 @@ class EngineWorker(QObject):
             preview_every=int(preview_every),
             submitted=time.monotonic(),
         )
+        self._enqueue(request, job)
+        return request.job_id
+
+    def submit_task(self, task: EngineTask) -> int:
+        """Queue an EngineTask behind the jobs already queued; returns its id at once.
+
+        It runs in the engine thread with the same cancel and watchdog as a job, and ends with `task_finished`
+        (or job_failed / job_cancelled with its id). The task must hold its own read-only copies of its inputs.
+        """
+        if self._closing:
+            raise RuntimeError("the worker is shut down")
+        if not isinstance(task, EngineTask):
+            raise TypeError(f"{type(task).__name__} is not an EngineTask (it needs a title and run(context))")
+        request = TaskRequest(job_id=next(self._ids), task=task, cancel=CancelToken(), submitted=time.monotonic())
+        self._task_ids.add(request.job_id)
+        self._enqueue(request, task)
+        return request.job_id
+
+    def _enqueue(self, request: Request, what: InpaintJob | EngineTask) -> None:
         was_busy = self.is_busy
         self._pending.append(request)
-        queued = JobQueued(request.job_id, job, len(self._pending) - 1 + (1 if self._current else 0))
+        queued = JobQueued(request.job_id, what, len(self._pending) - 1 + (1 if self._current else 0))
         self.job_queued.emit(queued)
         self.event.emit(queued)
         self.queue_changed.emit()
         if not was_busy:
             self.busy_changed.emit(True)
         self._dispatch()
-        return request.job_id
 
     def _shared(self, array: np.ndarray, field_name: str) -> np.ndarray | None:
         """The latest request's frozen array when it holds the same pixels as `array`, else None."""
         latest = self._pending[-1] if self._pending else self._current
-        held = getattr(latest, field_name) if latest is not None else None
+        held = getattr(latest, field_name, None) if latest is not None else None
         if held is not None and held.shape == array.shape and held.dtype == array.dtype and np.array_equal(held, array):
             return held
         return None
@@ -501,6 +563,7 @@ class EngineWorker(QObject):
             if request.job_id == job_id:
                 self._pending.remove(request)
                 self._emit(JobCancelled(job_id, REMOVED_FROM_QUEUE))
+                self._task_ids.discard(job_id)
                 self.job_done.emit(job_id)
                 self.queue_changed.emit()
                 self._maybe_idle()
@@ -569,6 +632,7 @@ class EngineWorker(QObject):
         self.abandoned_jobs.append(request.job_id)
         error = EngineError(ABANDONED.format(seconds=silent_s))
         self._emit(JobFailed(request.job_id, str(error), error))
+        self._task_ids.discard(request.job_id)
         self.job_abandoned.emit(request.job_id)
         self.job_done.emit(request.job_id)
         self._dispatch()
@@ -595,6 +659,8 @@ class EngineWorker(QObject):
             self.job_cancelled.emit(event)
         elif isinstance(event, JobFailed):
             self.job_failed.emit(event)
+        elif isinstance(event, TaskFinished):
+            self.task_finished.emit(event)
         self.event.emit(event)
 
     @Slot(object)
@@ -608,6 +674,7 @@ class EngineWorker(QObject):
         if self._current is not None and self._current.job_id == job_id:
             self._current = None
             self.watchdog.stop()
+        self._task_ids.discard(job_id)
         self.job_done.emit(job_id)
         self._dispatch()
         self._maybe_idle()

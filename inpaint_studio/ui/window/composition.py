@@ -4,6 +4,8 @@
       -> GenerationController (Generate panel on a GenerationSettings model, Results, History, engine worker)
       -> ProjectController (save/open, title) -> AutosaveScheduler, MemoryBudget
       -> FileActions (open/paste/drop/export), MaskActions (the Mask menu)
+      -> SelectionController (the Select tool's model, on its own interactive worker thread)
+      -> OutpaintController (Image > Expand Canvas…, the Expand tool; fills through the generation controller)
 
 The generation panels are docked here too. Tests pass `EngineOptions` to share one engine worker between
 windows instead of starting a thread (and loading torch) per window.
@@ -20,7 +22,10 @@ from inpaint_studio.ui.context import StudioContext
 from inpaint_studio.ui.controllers.autosave import AutosaveScheduler
 from inpaint_studio.ui.controllers.generation import WARM_UP_DELAY_MS, GenerationController
 from inpaint_studio.ui.controllers.memory_budget import MemoryBudget
+from inpaint_studio.ui.controllers.outpaint import OutpaintController
 from inpaint_studio.ui.controllers.projects import ProjectController
+from inpaint_studio.ui.controllers.selection import SelectionController
+from inpaint_studio.ui.engine_thread.interactive import InteractiveWorker
 from inpaint_studio.ui.engine_thread.worker import EngineWorker
 from inpaint_studio.ui.settings import load_generation_settings, load_user_models, remember_generation_settings
 from inpaint_studio.ui.window.files import FileActions
@@ -37,6 +42,7 @@ class EngineOptions:
     worker: EngineWorker | None = None  # None: the window starts (and owns) its own worker
     owns_worker: bool | None = None  # default: True for its own worker, False for a shared one
     warm_up_delay_ms: int | None = WARM_UP_DELAY_MS  # None: load the engine only for the first job
+    interactive: InteractiveWorker | None = None  # the Select tool's thread; None: the window makes its own
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class Controllers:
     memory: MemoryBudget
     files: FileActions
     masks: MaskActions
+    selection: SelectionController
+    outpaint: OutpaintController
 
 
 def compose(window: MainWindow, ctx: StudioContext, engine: EngineOptions) -> Controllers:
@@ -65,7 +73,10 @@ def compose(window: MainWindow, ctx: StudioContext, engine: EngineOptions) -> Co
     autosave = AutosaveScheduler(ctx, projects)
     memory = MemoryBudget(ctx, generation)
     files = FileActions(ctx, window, generation, projects)
-    return Controllers(generation, projects, autosave, memory, files, MaskActions(ctx))
+    interactive = engine.interactive
+    selection = SelectionController(ctx, interactive, owns_worker=interactive is None)
+    outpaint = OutpaintController(ctx, generation)
+    return Controllers(generation, projects, autosave, memory, files, MaskActions(ctx), selection, outpaint)
 
 
 def _dock_generation_panels(window: MainWindow, generation: GenerationController) -> None:
