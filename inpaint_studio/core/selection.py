@@ -51,11 +51,7 @@ class SelectionPrompt:
     def check(self, width: int, height: int) -> SelectionPrompt:
         """This prompt when every point and the box lie on a width x height image; else one sentence."""
         for point in self.points:
-            if not (_finite(point.x, point.y) and 0 <= point.x < width and 0 <= point.y < height):
-                raise BadInputError(
-                    f"The point {_fmt(point.x)},{_fmt(point.y)} is outside the {width}×{height} image; "
-                    f"use x from 0 to {width - 1} and y from 0 to {height - 1}."
-                )
+            check_point(point, width, height)
         if self.box is not None:
             left, top, right, bottom = self.box
             if not _finite(*self.box) or left < 0 or top < 0 or right > width or bottom > height:
@@ -81,6 +77,16 @@ class SelectionPrompt:
             "exclude": [[p.x, p.y] for p in self.points if not p.include],
             "box": list(self.box) if self.box is not None else None,
         }
+
+
+def check_point(point: PromptPoint, width: int, height: int) -> PromptPoint:
+    """The point when it lies on a width x height image; else one sentence with the valid range."""
+    if not (_finite(point.x, point.y) and 0 <= point.x < width and 0 <= point.y < height):
+        raise BadInputError(
+            f"The point {_fmt(point.x)},{_fmt(point.y)} is outside the {width}×{height} image; "
+            f"use x from 0 to {width - 1} and y from 0 to {height - 1}."
+        )
+    return point
 
 
 def parse_point(text: str, option: str = "--point") -> tuple[float, float]:

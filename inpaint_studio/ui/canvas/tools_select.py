@@ -28,7 +28,7 @@ from PySide6.QtGui import QUndoStack
 from inpaint_studio.core import mask_ops
 from inpaint_studio.core.document import MASK, Document, Rect, bbox_of_nonzero
 from inpaint_studio.core.errors import BadInputError
-from inpaint_studio.core.selection import PromptPoint, SelectionPrompt
+from inpaint_studio.core.selection import PromptPoint, SelectionPrompt, check_point
 from inpaint_studio.ui.canvas.tools import PointerEvent, Preview, Tool, ToolSettings
 from inpaint_studio.ui.document.commands import RegionCommand
 
@@ -141,7 +141,7 @@ class ObjectSelectTool(Tool):
         else:
             point = PromptPoint(press.x, press.y, include=(press.alt == subtract))
             try:
-                SelectionPrompt((point,)).check(self.document.width, self.document.height)
+                check_point(point, self.document.width, self.document.height)
             except BadInputError as error:
                 self._problem(f"{error} Click on the object in the image.")
                 return

@@ -85,10 +85,9 @@ class SelectionController(QObject):
         d = self.downloader
         d.progress.connect(self._on_download_progress)
         d.finished.connect(self._on_download_finished)
-        d.failed.connect(lambda _repo, message: ctx.messages.show_error(message))
-        d.cancelled.connect(
-            lambda repo: ctx.messages.show_info(f"The download of {repo} was cancelled; it resumes where it stopped.")
-        )
+        d.failed.connect(self._on_download_failed)
+        d.cancelled.connect(self._on_download_cancelled)
+        self._download_message: str | None = None
 
     # ---- the model ----------------------------------------------------------------------------------------
     @property
@@ -136,9 +135,8 @@ class SelectionController(QObject):
         model = self.model
         if self.downloader.start(model):
             self.ctx.status.showMessage(f"Downloading {model}…")
-            self.ctx.messages.show_info(
-                f"Downloading {model} for the Select tool…", [("Cancel", lambda: self.downloader.cancel(model))]
-            )
+            self._download_message = f"Downloading {model} for the Select tool…"
+            self.ctx.messages.show_info(self._download_message, [("Cancel", lambda: self.downloader.cancel(model))])
 
     def choose_model(self) -> str | None:
         """Ask which selection model to use (catalog entries with size and licence, or a local folder)."""
@@ -312,8 +310,22 @@ class SelectionController(QObject):
             text = f"{progress.files_done}/{progress.files_total} files"
         self.ctx.status.showMessage(f"Downloading {progress.repo_id}: {text}")
 
-    def _on_download_finished(self, repo_id: str, _path: str) -> None:
+    def _end_download_message(self) -> None:
+        if self._download_message is not None and self.ctx.messages.text() == self._download_message:
+            self.ctx.messages.dismiss()
+        self._download_message = None
         self.ctx.status.clearMessage()
+
+    def _on_download_failed(self, _repo_id: str, message: str) -> None:
+        self._end_download_message()
+        self.ctx.messages.show_error(message)
+
+    def _on_download_cancelled(self, repo_id: str) -> None:
+        self._end_download_message()
+        self.ctx.messages.show_info(f"The download of {repo_id} was cancelled; it resumes where it stopped next time.")
+
+    def _on_download_finished(self, repo_id: str, _path: str) -> None:
+        self._end_download_message()
         if not is_segmenter_installed(repo_id):
             self.ctx.messages.show_error(
                 f"{repo_id} was downloaded but is not a selection model this app can load; choose another one."
