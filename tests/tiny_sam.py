@@ -56,8 +56,9 @@ def build_tiny_sam(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def build_tiny_sam2(path: Path, seed: int = 0) -> Path:
-    """A tiny SAM 2 (Hiera encoder) with its processor; its image processor needs torchvision."""
+def build_tiny_sam2(path: Path, seed: int = 0, with_processor: bool = True) -> Path:
+    """A tiny SAM 2 (Hiera encoder) with its processor; its image processor needs torchvision (without it, pass
+    with_processor=False: the folder then has the model alone, like facebook/sam2-hiera-tiny-hf)."""
     import torch
     from transformers import Sam2Config, Sam2ImageProcessor, Sam2Model, Sam2Processor
 
@@ -87,6 +88,8 @@ def build_tiny_sam2(path: Path, seed: int = 0) -> Path:
     )
     model = Sam2Model(config).eval()
     model.save_pretrained(path)
+    if not with_processor:
+        return path
     processor = Sam2Processor(Sam2ImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}))
     processor.save_pretrained(path)
     return path

@@ -252,18 +252,19 @@ class Segmenter:
 
         self.info, self.device = info, device
         if info.model_type == "sam2":
-            try:
-                import torchvision  # noqa: F401  (Sam2ImageProcessor is built on it)
+            model_class, processor_class = transformers.Sam2Model, transformers.Sam2Processor
+            try:  # Sam2ImageProcessor is built on torchvision: without it (or with a mismatched one) it refuses
+                self.processor = self._load_processor(processor_class, info)
             except (ImportError, RuntimeError) as exc:
                 raise ModelUnavailableError(
                     f"{info.name} is a SAM 2 model, whose image processing needs torchvision; {_TORCHVISION_HINT}."
                 ) from exc
-            model_class, processor_class = transformers.Sam2Model, transformers.Sam2Processor
         else:
             model_class, processor_class = transformers.SamModel, transformers.SamProcessor
         try:
             model = model_class.from_pretrained(str(info.path), use_safetensors=True)
-            self.processor = self._load_processor(processor_class, info)
+            if info.model_type == "sam":
+                self.processor = self._load_processor(processor_class, info)
         except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
             raise ModelUnavailableError(
                 f"The selection model {info.name} could not be loaded ({type(exc).__name__}: {exc!s:.100}); "

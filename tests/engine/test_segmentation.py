@@ -220,6 +220,21 @@ def test_folders_that_are_not_selection_models_are_refused_unread(tmp_path, tiny
     assert is_segmenter_folder(tiny_sam) and not is_segmenter_folder(tiny_sd_inpaint)
 
 
+def test_sam2_without_torchvision_says_what_to_install(tmp_path):
+    pytest.importorskip("transformers")
+    try:
+        import torchvision  # noqa: F401
+    except (ImportError, RuntimeError):
+        pass
+    else:
+        pytest.skip("torchvision is installed here: SAM 2 works (the vision test below)")
+    from tests.tiny_sam import build_tiny_sam2
+
+    folder = build_tiny_sam2(tmp_path / "sam2-model-only", with_processor=False)
+    with pytest.raises(ModelUnavailableError, match=r"SAM 2 model, whose image processing needs torchvision.*vision"):
+        Segmenter(resolve_segmenter(str(folder)))
+
+
 @pytest.mark.vision
 def test_sam2_through_transformers(tmp_path):
     """SAM 2 (Sam2Model + Sam2Processor; its processor needs torchvision, hence the vision venv)."""

@@ -178,3 +178,4 @@ def test_without_a_model_the_tool_offers_the_download_with_size_and_licence(
     assert fetched == ["nielsr/slimsam-50-uniform"] and "is ready" in opened.message_bar.text()
     click(opened, 60, 40)
     wait_for_proposal(qtbot, opened)
+    tool(opened).drop()
