@@ -112,16 +112,27 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=20)
     parser.add_argument("--embeds", type=int, default=2)
     parser.add_argument("--busy", action="store_true", help="click while another thread keeps torch busy")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) - 1),
+        help="torch intra-op threads [the studio's choice: all cores but one]",
+    )
     args = parser.parse_args()
     import torch
 
+    torch.set_num_threads(args.threads)
+
     print(
         f"# {platform.machine()} {platform.system()} {platform.release()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} torch threads"
+        f"Python {platform.python_version()}, torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
+        f"load average before {os.getloadavg()[0]:.1f}"
         f"{', clicks under a concurrent torch load' if args.busy else ''}"
     )
-    print("| model | params M | image | load s | embed s (median) | click ms: 1 point median / p95 | "
-          "3 points + box median / p95 | peak RSS MB |")
+    print(
+        "| model | params M | image | load s | embed s (median) | click ms: 1 point median / p95 | "
+        "3 points + box median / p95 | peak RSS MB |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:

@@ -248,3 +248,29 @@ def test_sam2_through_transformers(tmp_path):
         result = segmenter.predict(embedding, SelectionPrompt((PromptPoint(75, 45),)))
     assert np.allclose(spy.calls[0]["input_points"].numpy()[0, 0], [[75 * IMAGE_SIZE / 150, 45 * IMAGE_SIZE / 90]])
     assert result.mask.shape == (90, 150) and set(np.unique(result.mask)) <= {0, 255}
+
+
+@pytest.mark.parametrize(
+    ("model_hw", "image_wh"), [((77, 128), (150, 90)), ((683, 1024), (1500, 1000)), ((64, 64), (37, 59))]
+)
+def test_scaling_the_mask_matches_torchs_bilinear_resize_around_the_object(model_hw, image_wh):
+    """The last stage (image size) is computed with OpenCV near the object only; the result is what the
+    processor's full-frame torch resize gives (bilinear, half-pixel centres), up to float rounding at the edge."""
+    import torch
+    import torch.nn.functional as F
+
+    from inpaint_studio.engine.segmentation import upscale_mask
+
+    rng = np.random.default_rng(sum(model_hw))
+    coarse = torch.from_numpy(rng.normal(0, 1, (1, 1, model_hw[0] // 8 + 1, model_hw[1] // 8 + 1)).astype(np.float32))
+    logits = F.interpolate(coarse, model_hw, mode="bilinear")[0, 0] - 0.6
+    logits[:, : model_hw[1] // 3] = -4.0  # a left third with nothing in it: skipped, still exactly 0
+    width, height = image_wh
+    expected = (
+        F.interpolate(logits[None, None], (height, width), mode="bilinear", align_corners=False)[0, 0] > 0
+    ).numpy()
+    mask = upscale_mask(logits.numpy(), width, height)
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
+    differ = int(((mask > 0) != expected).sum())
+    assert differ <= max(2, expected.sum() // 10_000)
+    assert not upscale_mask(np.full(model_hw, -1.0, np.float32), width, height).any()

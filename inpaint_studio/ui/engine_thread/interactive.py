@@ -36,7 +36,7 @@ from inpaint_studio.core.errors import InpaintStudioError
 from inpaint_studio.engine.events import CancelToken, JobCancelled, JobFailed
 from inpaint_studio.engine.tasks import EngineTask, TaskFinished, Workspace, run_task
 from inpaint_studio.ui.engine_thread.imports import IMPORT_LOCK
-from inpaint_studio.ui.engine_thread.worker import TaskRequest, keep_orphan
+from inpaint_studio.ui.engine_thread.worker import TaskRequest, default_torch_threads, keep_orphan
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,13 @@ class _InteractiveHost(QObject):
         if self._imported:
             return
         with IMPORT_LOCK:  # never beside the engine thread's first import of diffusers (see imports.py)
-            import torch  # noqa: F401
+            import torch
             import transformers
 
             transformers.SamModel  # noqa: B018  (touching a lazy class imports it now, under the lock)
+        # torch's intra-op thread count is one setting for the process: the engine thread's choice (all cores
+        # but one, so the UI keeps a core), set here too in case this thread is the first to use torch.
+        torch.set_num_threads(default_torch_threads())
         self._imported = True
 
     @Slot(object)
