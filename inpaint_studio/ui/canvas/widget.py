@@ -557,6 +557,14 @@ class Canvas(QWidget):
         metrics = painter.fontMetrics()
         box = QRectF(metrics.boundingRect(text)).adjusted(-6, -3, 6, 3)
         box.moveBottomRight(frame.bottomRight() - QPointF(4, 4))
+        # Keep it on screen when the frame's corner is not (a canvas dragged far beyond the view).
+        view = QRectF(self.rect()).adjusted(4, 4, -4, -4)
+        box.moveBottomRight(
+            QPointF(
+                min(max(box.right(), view.left() + box.width()), view.right()),
+                min(max(box.bottom(), view.top() + box.height()), view.bottom()),
+            )
+        )
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(20, 20, 22, 210))
         painter.drawRoundedRect(box, 3, 3)
@@ -575,7 +583,7 @@ class Canvas(QWidget):
         if preview.kind == "rect":
             corners = [self.map_from_document(x, y) for x, y in preview.points]
             frame = QRectF(corners[0], corners[-1]).normalized().toAlignedRect()
-            outline = QRegion(frame.adjusted(-3, -3, 3, 3)) if preview.label else _outline_region(frame)
+            outline = QRegion(self.rect()) if preview.label else _outline_region(frame)  # the label may move
             self.update(self._preview_region.united(outline))
             self._preview_region = outline
             return

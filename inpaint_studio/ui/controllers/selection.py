@@ -88,6 +88,7 @@ class SelectionController(QObject):
         d.failed.connect(self._on_download_failed)
         d.cancelled.connect(self._on_download_cancelled)
         self._download_message: str | None = None
+        self._status_text: str | None = None  # the status line this controller wrote last
 
     # ---- the model ----------------------------------------------------------------------------------------
     @property
@@ -134,7 +135,7 @@ class SelectionController(QObject):
     def start_download(self) -> None:
         model = self.model
         if self.downloader.start(model):
-            self.ctx.status.showMessage(f"Downloading {model}…")
+            self._status(f"Downloading {model}…")
             self._download_message = f"Downloading {model} for the Select tool…"
             self.ctx.messages.show_info(self._download_message, [("Cancel", lambda: self.downloader.cancel(model))])
 
@@ -193,7 +194,7 @@ class SelectionController(QObject):
         if not is_segmenter_installed(self.model):
             self.offer_download()
             return
-        self.ctx.status.showMessage(HINT)
+        self._status(HINT)
         self.prepare()
 
     def prepare(self) -> None:
@@ -203,7 +204,7 @@ class SelectionController(QObject):
         if not is_segmenter_installed(self.model):
             return
         self._encoding = self.image_key
-        self.ctx.status.showMessage("Analysing the image for the Select tool (once per image)…")
+        self._status("Analysing the image for the Select tool (once per image)…")
         task = EncodeImage(self.model, self.image_key, self._current_image())
         self._encode_id = self.worker.submit(task, replaces="encode")
 
@@ -215,7 +216,7 @@ class SelectionController(QObject):
             return
         key = self.image_key
         if key not in self._encoded:
-            self.ctx.status.showMessage("Analysing the image for the Select tool (once per image)…")
+            self._status("Analysing the image for the Select tool (once per image)…")
         task = SelectObject(self.model, key, self._current_image(), prompt)
         self._select_id = self.worker.submit(task, replaces="select")
 
@@ -227,7 +228,7 @@ class SelectionController(QObject):
             self._worker.cancel(self._select_id)
         self._select_id = None
         if self.ctx.canvas.tool is self.tool:
-            self.ctx.status.showMessage(HINT)
+            self._status(HINT)
 
     # ---- answers ------------------------------------------------------------------------------------------------
     def _on_finished(self, event: TaskFinished) -> None:
@@ -238,7 +239,7 @@ class SelectionController(QObject):
             if event.job_id == self._encode_id:
                 self._encoding, self._encode_id = None, None
             if self.ctx.canvas.tool is self.tool and not self.tool.waiting:
-                self.ctx.status.showMessage(f"{HINT} (image analysed in {event.value.duration_s:.1f} s)")
+                self._status(f"{HINT} (image analysed in {event.value.duration_s:.1f} s)")
             return
         if not isinstance(task, SelectObject):
             return
@@ -248,7 +249,7 @@ class SelectionController(QObject):
         if self.tool.show_result(task.prompt, segmentation.mask):
             if segmentation.is_empty:
                 self.ctx.messages.show_info("The model found no object there; click on another part of it.")
-            self.ctx.status.showMessage(
+            self._status(
                 f"{'Cut out of' if self.tool.subtract else 'Add to'} the mask: Enter applies, Esc drops · "
                 f"click adds, Alt-click leaves out ({segmentation.duration_s * 1000:.0f} ms)"
             )
@@ -298,8 +299,10 @@ class SelectionController(QObject):
     def _on_tool_changed(self, name: str) -> None:
         if name == self.tool.name:
             self.ctx.guarded(self.activate)
-        else:
-            self._prepare_timer.stop()
+            return
+        self._prepare_timer.stop()
+        if self._status_text is not None and self.ctx.status.currentMessage() == self._status_text:
+            self.ctx.status.clearMessage()  # the Select tool's hints end with it
 
     # ---- downloads -------------------------------------------------------------------------------------------------
     def _on_download_progress(self, progress: DownloadProgress) -> None:
@@ -308,7 +311,7 @@ class SelectionController(QObject):
             text = f"{progress.done_bytes / mb:.0f} / {progress.total_bytes / mb:.0f} MB"
         else:
             text = f"{progress.files_done}/{progress.files_total} files"
-        self.ctx.status.showMessage(f"Downloading {progress.repo_id}: {text}")
+        self._status(f"Downloading {progress.repo_id}: {text}")
 
     def _end_download_message(self) -> None:
         if self._download_message is not None and self.ctx.messages.text() == self._download_message:
@@ -334,6 +337,10 @@ class SelectionController(QObject):
         self.ctx.messages.show_info(f"{repo_id} is ready: click an object with the Select tool (W).")
         if self.ctx.canvas.tool is self.tool:
             self.activate()
+
+    def _status(self, text: str) -> None:
+        self._status_text = text
+        self.ctx.status.showMessage(text)
 
     # ---- lifetime -------------------------------------------------------------------------------------------------
     def shutdown(self) -> bool:
