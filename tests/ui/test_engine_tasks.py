@@ -178,3 +178,41 @@ def test_the_latest_click_wins_and_the_thread_stops_cleanly(qtbot):
     assert interactive.shutdown(10.0) and time.monotonic() - start < 5
     with pytest.raises(RuntimeError):
         interactive.submit(Probe())
+
+
+@dataclass(frozen=True, eq=False)
+class Stuck:
+    """A task in a call that never returns and never looks at its cancel token (until `gate` opens)."""
+
+    gate: threading.Event = field(default_factory=threading.Event)
+    title: str = "A stuck task"
+
+    def run(self, context: TaskContext) -> str:
+        self.gate.wait()
+        return "late"
+
+
+def test_the_watchdog_treats_a_stuck_task_like_a_stuck_job(qtbot, shared_engine):
+    from inpaint_studio.ui.engine_thread.worker import orphaned_threads
+
+    worker = EngineWorker(engine_factory=lambda: shared_engine, stall_timeout_s=0.4, abandon_grace_s=0.3)
+    events = collect(worker)
+    stuck = Stuck()
+    try:
+        with qtbot.waitSignal(worker.engine_ready, timeout=TIMEOUT_MS):
+            worker.warm_up()
+        with qtbot.waitSignal(worker.job_stalled, timeout=TIMEOUT_MS) as stalled:
+            task_id = worker.submit_task(stuck)
+        assert stalled.args[0] == task_id
+        after = worker.submit_task(Probe())  # waits behind it
+        with qtbot.waitSignal(worker.job_abandoned, timeout=TIMEOUT_MS):
+            assert worker.cancel_current()  # ignored by the task: its thread is given up
+        failed = next(e for e in events if isinstance(e, JobFailed) and e.job_id == task_id)
+        assert "did not stop when cancelled" in failed.message and not worker.is_task(task_id)
+        qtbot.waitUntil(
+            lambda: any(isinstance(e, TaskFinished) and e.job_id == after for e in events), timeout=TIMEOUT_MS
+        )
+    finally:
+        stuck.gate.set()
+        assert worker.shutdown(10.0)
+        qtbot.waitUntil(lambda: orphaned_threads() == 0, timeout=TIMEOUT_MS)

@@ -253,6 +253,9 @@ class GenerationController(QObject):
         self.panel.set_progress(0, event.total_steps, None, len(self.worker.pending_ids()))
 
     def _on_progress(self, event: JobProgress) -> None:
+        if self.worker.is_task(event.job_id):  # an EngineTask (a pre-fill): its progress, no time estimate
+            self.panel.set_progress(event.step, event.total, None, len(self.worker.pending_ids()))
+            return
         now = time.monotonic()
         left = None
         if self._progress_origin is None:

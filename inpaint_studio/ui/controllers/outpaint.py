@@ -58,7 +58,9 @@ class OutpaintController(QObject):
         self.tool = tool
         tool.client = self
         self._prefill_id: int | None = None
-        self._prefill_state: tuple[int, tuple[int, int], bool] | None = None  # undo index, size, then generate
+        self._prefill_state: tuple[int, int, tuple[int, int], bool] | None = None  # serial, undo index, size, gen
+        self._serial = 0  # bumped when another work is opened
+        self.document.reset.connect(self._on_reset)
         worker = generation.worker
         worker.task_finished.connect(self._on_task_finished)
         worker.job_failed.connect(self._on_failed)
@@ -140,7 +142,7 @@ class OutpaintController(QObject):
         hole = new_area_mask(*old_size, margins)
         hole.flags.writeable = False
         self._prefill_id = self.generation.worker.submit_task(PrefillTask(image, hole, method))
-        self._prefill_state = (self.ctx.undo_stack.index(), self.document.size, generate)
+        self._prefill_state = (self._serial, self.ctx.undo_stack.index(), self.document.size, generate)
         self.ctx.status.showMessage(f"Pre-filling the new canvas ({prefill_label(method).lower()})…")
 
     def _on_task_finished(self, event: TaskFinished) -> None:
@@ -148,9 +150,10 @@ class OutpaintController(QObject):
             return
         state, self._prefill_id, self._prefill_state = self._prefill_state, None, None
         assert state is not None
-        index, size, generate = state
+        serial, index, size, generate = state
         doc = self.document
-        if self.ctx.undo_stack.index() != index or doc.size != size:
+        # Edits made meanwhile (a mask stroke) are fine; the expansion undone, or another work opened, is not.
+        if serial != self._serial or self.ctx.undo_stack.index() < index or doc.size != size:
             self.ctx.messages.show_info(
                 "The canvas changed before its pre-fill was ready, so the pre-fill was dropped."
             )
@@ -184,6 +187,9 @@ class OutpaintController(QObject):
         if event.job_id == self._prefill_id:
             self._prefill_id = self._prefill_state = None
             self.ctx.messages.show_info("The pre-fill was cancelled; the canvas stays expanded (Ctrl+Z undoes it).")
+
+    def _on_reset(self) -> None:
+        self._serial += 1
 
     def _generate(self) -> None:
         if not self.document.mask.any():
