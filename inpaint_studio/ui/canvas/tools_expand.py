@@ -75,7 +75,6 @@ class ExpandTool(Tool):
             max(0, math.ceil(event.x - width)) if right else 0,
             max(0, math.ceil(event.y - height)) if bottom else 0,
         )
-        self.changed.emit()
 
     def release(self, event: PointerEvent) -> None:
         if self._edges is None:

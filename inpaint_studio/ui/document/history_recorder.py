@@ -36,6 +36,7 @@ from inpaint_studio.core.history import (
 from inpaint_studio.ui.document.commands import (
     AddLayerCommand,
     DuplicateLayerCommand,
+    ExpandCanvasCommand,
     MoveLayerCommand,
     RegionCommand,
     RemoveLayerCommand,
@@ -95,8 +96,8 @@ def command_kind_and_hints(command: QUndoCommand) -> tuple[str, Hints | None]:
     """The history kind of a command and what it changed (None: unknown, compare everything)."""
     if isinstance(command, RegionCommand):
         return ("mask" if command.target == MASK else "paint"), {command.target: command.rect}
-    if isinstance(command, RestoreStateCommand):
-        return "layer", None
+    if isinstance(command, RestoreStateCommand | ExpandCanvasCommand):
+        return "layer", None  # every array replaced (another size, maybe): compare everything
     if isinstance(command, _NO_PIXEL_CHANGE + _NEW_LAYER):
         return "layer", {}
     if isinstance(command, MoveLayerCommand):
