@@ -234,7 +234,7 @@ def child(threads: int, jobs: int, model_dir: Path) -> dict:
         settings_model.set("paint_preview", True)
         counts = {"finished": 0, "cancelled": 0}
         worker.task_finished.connect(lambda _e: counts.__setitem__("finished", counts["finished"] + 1))
-        worker.task_cancelled.connect(lambda _e: counts.__setitem__("cancelled", counts["cancelled"] + 1))
+        worker.job_cancelled.connect(lambda _e: counts.__setitem__("cancelled", counts["cancelled"] + 1))
         position = [60]
         dab = np.full((24, 24), 255, np.uint8)
 

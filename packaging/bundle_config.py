@@ -43,6 +43,8 @@ HIDDEN_PACKAGES = (
     "diffusers.pipelines.kandinsky",  # the 2.2 combined pipeline reuses its text encoder module
     "diffusers.pipelines.controlnet",  # SD ControlNet inpainting
     "transformers.models.clip",  # text encoders, tokenizers, image encoder/processor of all those families
+    "transformers.models.sam",  # the Select tool: SamModel / SamProcessor (SAM, SlimSAM), reached lazily
+    "transformers.models.sam2",  # SAM 2 for the Select tool (its image processor also needs torchvision)
 )
 
 # Single modules imported by name that are not inside the packages above.

@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # between runs made under the same setting.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-pytest_plugins = ["tests.tiny_models", "tests.tiny_addons"]
+pytest_plugins = ["tests.tiny_models", "tests.tiny_addons", "tests.tiny_sam"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,10 @@
 """Command line: `inpaint-studio [IMAGE ...]` opens the studio; sub-commands work headless.
 
 One module per sub-command, each with `register(subparsers)`: `inpaint` (one job), `chain` (a recipe),
-`replay` (a project's history), `models` / `download`, `upscale` (enlarge an image x2 / x4), `serve`
-(the engine as a service) and `batch` (a folder on Ray Data; both need the `cluster` extra and import Ray
-only when they run). The job options are one table (job_options.py).
+`replay` (a project's history), `models` / `download`, `select` (click-to-select masks), `outpaint` (expand
+the canvas and fill the new area), `upscale` (enlarge an image x2 / x4), `serve` (the engine as a service)
+and `batch` (a folder on Ray Data; both need the `cluster` extra and import Ray only when they run). The job
+options are one table (job_options.py).
 
 Exit codes: 0 ok; 2 bad input; 3 model unavailable; 4 out of memory; 130 cancelled; 1 anything else.
 Every failure prints one line that names the file or parameter and says what to do. A first word that is
@@ -21,12 +22,24 @@ from pathlib import Path
 from inpaint_studio import __version__
 from inpaint_studio.core.errors import BadInputError, CancelledError, InpaintStudioError
 
-SUBCOMMANDS = ("inpaint", "chain", "replay", "models", "download", "gui", "upscale", "serve", "batch")
+SUBCOMMANDS = (
+    "inpaint",
+    "chain",
+    "replay",
+    "models",
+    "download",
+    "select",
+    "outpaint",
+    "gui",
+    "upscale",
+    "serve",
+    "batch",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     # Each sub-command's module imports its engine parts: loaded here, after the window's fast path.
-    from inpaint_studio.cli import batch, chain, inpaint, models, replay, serve, upscale
+    from inpaint_studio.cli import batch, chain, inpaint, models, outpaint, replay, select, serve, upscale
 
     parser = argparse.ArgumentParser(
         prog="inpaint-studio",
@@ -37,9 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     gui = sub.add_parser("gui", help="open the studio window (the default)")
     gui.add_argument("images", nargs="*", help="image files to open")
-    for module in (inpaint, chain, replay, models, serve, batch):
+    for module in (inpaint, chain, replay, models, select, outpaint, upscale, serve, batch):
         module.register(sub)
-    upscale.register(sub)
     return parser
 
 

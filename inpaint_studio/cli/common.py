@@ -15,7 +15,6 @@ from PIL import Image
 from inpaint_studio.cli.job_options import JOB_OPTIONS, given_job_values
 from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.jobspec import InpaintJob
-from inpaint_studio.core.parameters import format_parameters
 from inpaint_studio.core.record import GenerationRecord
 from inpaint_studio.engine.classical import LARGE_HOLE_PX
 from inpaint_studio.engine.events import CancelToken, JobFinished, JobProgress, JobStarted
@@ -190,15 +189,7 @@ def record_parameters(
     record: GenerationRecord, width: int, height: int, model_name: str, extra: dict[str, Any] | None = None
 ) -> str:
     """The image's A1111 parameters for one result: without prompt, steps and sampler for a fill."""
-    return format_parameters(
-        record.job,
-        width=width,
-        height=height,
-        seed=record.seed_used,
-        model_name=model_name,
-        extra=extra,
-        diffusion=record.ran_diffusion,
-    )
+    return record.parameters(width, height, model_name, extra)
 
 
 def note_large_hole(extra: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from inpaint_studio.engine.addons import download_addon, is_installed
 from inpaint_studio.engine.catalog import addon_catalog, addon_entry, installed_models
 from inpaint_studio.engine.model_list import add_user_model, model_choices
 from inpaint_studio.engine.models import download, resolve_model
+from inpaint_studio.engine.segmentation import is_segmenter_folder, is_segmenter_installed, segmenter_catalog
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -87,6 +88,18 @@ def run(args: argparse.Namespace) -> int:
                     "size_gb": round(model.size_gb, 2),
                 }
             )
+    for entry in segmenter_catalog():  # the Select tool's models (`inpaint-studio select --model`)
+        rows.append(
+            {
+                "id": entry.id,
+                "name": entry.name,
+                "source": "catalog",
+                "family": f"selection ({entry.model_type})",
+                "installed": is_segmenter_installed(entry.id),
+                "download_gb": round(entry.download_mb / 1000, 3),
+                "licence": entry.licence,
+            }
+        )
     return print_rows(rows, as_json=args.json)
 
 
@@ -131,6 +144,9 @@ def run_download(args: argparse.Namespace) -> int:
         print(f"{args.model_id}: installed in {path}")
         return 0
     path = download(args.model_id)
+    if is_segmenter_folder(path):
+        print(f"{args.model_id}: selection model installed at {path} (use it with `inpaint-studio select` or W)")
+        return 0
     info = resolve_model(args.model_id)
     print(f"{args.model_id}: {info.family.value} model installed at {path}")
     return 0

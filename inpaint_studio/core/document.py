@@ -15,10 +15,10 @@ Conventions
 
 Events (see `Event`): ``layers_changed()`` - the layer list, a name, visibility, opacity or the active
 layer changed; ``pixels_changed(rect)`` - the composite may differ inside rect (also fired for visibility,
-opacity and order changes, with the full rect); ``mask_changed(rect)``; ``resized()`` - the size changed with
-new layers and mask (an upscale, or undoing one): the work and its history go on, and ``layers_changed``,
-``pixels_changed`` and ``mask_changed`` follow; ``reset()`` - another work was opened: size and everything
-else changed.
+opacity and order changes, with the full rect); ``mask_changed(rect)``; ``resized((dx, dy))`` - the canvas
+changed size within the same work (an expansion, an upscale, or their undo): every layer array and the mask
+were replaced, and what was at (x, y) is now at (x + dx, y + dy) ((0, 0) when the content was rescaled);
+``reset()`` - another work: size and everything else changed (history starts again).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
+
+from inpaint_studio.core.canvas import Margins, check_expansion, expand_array
 
 Rect = tuple[int, int, int, int]
 LayerKind = Literal["base", "result", "paint"]
@@ -99,6 +101,19 @@ class Event:
 
     def __len__(self) -> int:
         return len(self._callbacks)
+
+
+@dataclass(frozen=True, eq=False)
+class CanvasState:
+    """What a canvas-size change swaps: the size, each layer's pixel array (by layer id) and the mask.
+
+    Holds the arrays by reference: an undo command keeps the state from before an expansion without copying.
+    """
+
+    width: int
+    height: int
+    pixels: dict[str, np.ndarray]
+    mask: np.ndarray
 
 
 @dataclass(eq=False)
@@ -360,29 +375,6 @@ class Document:
         self._structure_changed(flat)
         return flat
 
-    def resize_to(
-        self, width: int, height: int, layers: list[Layer], mask: np.ndarray, active_layer_id: str | None
-    ) -> None:
-        """Take a new size with layers and a mask of that size (an upscale and its undo); fires ``resized``
-        first (views rebuild for the size), then the layer, pixel and mask events. Unlike `reset_from` it is
-        an edit of the same work: the history and the metadata stay."""
-        width, height = int(width), int(height)
-        if mask.dtype != np.uint8 or mask.shape != (height, width):
-            raise ValueError(f"mask must be {height}x{width} uint8, got {mask.shape} {mask.dtype}")
-        for layer in layers:
-            if layer.pixels.shape[:2] != (height, width):
-                raise ValueError(f"layer {layer.name!r} is {layer.width}x{layer.height}, not {width}x{height}")
-        self.width, self.height = width, height
-        self.layers = list(layers)
-        self.mask = mask
-        self.active_layer_id = active_layer_id if any(la.id == active_layer_id for la in layers) else None
-        if self.active_layer_id is None and self.layers:
-            self.active_layer_id = self.layers[-1].id
-        self.resized.emit()
-        self.layers_changed.emit()
-        self.pixels_changed.emit(self.full_rect)
-        self.mask_changed.emit(self.full_rect)
-
     def set_layers(self, layers: list[Layer], active_layer_id: str | None) -> None:
         """Replace the layer list wholesale (used by undo of flatten / merge)."""
         for layer in layers:
@@ -433,6 +425,70 @@ class Document:
         self.mask[...] = mask
         self.mask_changed.emit(self.full_rect)
 
+    # ----------------------------------------------------------------- canvas size
+    def canvas_state(self) -> CanvasState:
+        """The size and the live arrays (not copies): what `set_canvas_state` puts back."""
+        return CanvasState(self.width, self.height, {layer.id: layer.pixels for layer in self.layers}, self.mask)
+
+    def expanded_state(self, margins: Margins, mask_value: int = 255) -> CanvasState:
+        """The canvas with `margins` added: every layer extended with transparent pixels, the mask with
+        `mask_value` (255: the new area is to be filled). Original pixels are copied exactly, not resampled.
+        Raises BadInputError (one sentence) when the new canvas exceeds the app's pixel limit."""
+        width, height = check_expansion(self.width, self.height, margins)
+        return CanvasState(
+            width,
+            height,
+            {layer.id: expand_array(layer.pixels, margins) for layer in self.layers},
+            expand_array(self.mask, margins, mask_value),
+        )
+
+    def expand_canvas(self, margins: Margins, mask_value: int = 255) -> CanvasState:
+        """Add canvas around the image (see `expanded_state`); returns the state before, for undo."""
+        before = self.canvas_state()
+        self.set_canvas_state(self.expanded_state(margins, mask_value), margins.offset)
+        return before
+
+    def set_canvas_state(self, state: CanvasState, offset: tuple[int, int] = (0, 0)) -> None:
+        """Swap in a canvas state (every current layer must be in it), then fire ``resized(offset)``."""
+        missing = [layer.name for layer in self.layers if layer.id not in state.pixels]
+        if missing:
+            raise ValueError(f"the canvas state has no pixels for the layer(s) {', '.join(missing)}")
+        for layer_id, pixels in state.pixels.items():
+            if pixels.shape[:2] != (state.height, state.width):
+                raise ValueError(f"layer {layer_id} is {pixels.shape[1]}x{pixels.shape[0]}, not the state's size")
+        if state.mask.shape != (state.height, state.width) or state.mask.dtype != np.uint8:
+            raise ValueError("the canvas state's mask does not fit its size")
+        self.width, self.height = state.width, state.height
+        for layer in self.layers:
+            layer.pixels = state.pixels[layer.id]
+        self.mask = state.mask
+        self._resized(offset)
+
+    def restore(
+        self, width: int, height: int, layers: list[Layer], active_layer_id: str | None, mask: np.ndarray
+    ) -> None:
+        """Show another state of this work (a history snapshot, or back from one), whatever its size.
+
+        Same size: the layer list is replaced and the mask's values copied in (``layers_changed``,
+        ``pixels_changed``, ``mask_changed``). Another size: everything is swapped and ``resized((0, 0))`` fires.
+        """
+        if (width, height) == (self.width, self.height):
+            self.set_layers(layers, active_layer_id)
+            self.set_mask(mask)
+            return
+        if mask.shape != (height, width) or mask.dtype != np.uint8:
+            raise ValueError(f"mask must be {height}x{width} uint8, got {mask.shape} {mask.dtype}")
+        for layer in layers:
+            if layer.pixels.shape[:2] != (height, width):
+                raise ValueError(f"layer {layer.name!r} is {layer.width}x{layer.height}, not {width}x{height}")
+        self.width, self.height = int(width), int(height)
+        self.layers = list(layers)
+        self.active_layer_id = active_layer_id if any(la.id == active_layer_id for la in layers) else None
+        if self.active_layer_id is None and self.layers:
+            self.active_layer_id = self.layers[-1].id
+        self.mask = mask
+        self._resized((0, 0))
+
     # ----------------------------------------------------------------- compositing
     def composite(self, rect: Rect | None = None, premultiplied: bool = False) -> np.ndarray:
         """The visible layers blended with "normal" mode and their opacity, inside rect (default: all).
@@ -459,6 +515,11 @@ class Document:
         return bool((self.composite()[..., 3] < 255).any())
 
     # ----------------------------------------------------------------- internals
+    def _resized(self, offset: tuple[int, int]) -> None:
+        # `resized` first: views rebuild for the new size before anything reads a rect of it.
+        self.resized.emit((int(offset[0]), int(offset[1])))
+        self.layers_changed.emit()
+
     def _structure_changed(self, layer: Layer | None) -> None:
         self.layers_changed.emit()
         # Adding, removing or moving an empty or hidden layer shows nothing new: skip the recomposite

@@ -80,6 +80,21 @@ class GenerationRecord:
         path = str(model.get("path") or model.get("reference") or self.job.model)
         return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
+    def parameters(
+        self, width: int, height: int, model_name: str | None = None, extra: Mapping[str, Any] | None = None
+    ) -> str:
+        """The A1111 "parameters" text of this result (without prompt, steps, sampler or seed for a fill that
+        had no use for them): what every writer of an image (CLI, export, batch) stores."""
+        return format_parameters(
+            self.job,
+            width=width,
+            height=height,
+            seed=self.seed_used,
+            model_name=model_name or str(self.model.get("reference") or self.job.model),
+            extra=extra,
+            diffusion=self.ran_diffusion,
+        )
+
     # ---- plain data ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -214,7 +229,4 @@ def shown_parameters(document: Document, history: History) -> str | None:
     record = shown_record(document, history)
     if record is None:
         return None
-    model_name = str(record.model.get("reference") or record.job.model)
-    return format_parameters(
-        record.job, width=document.width, height=document.height, seed=record.seed, model_name=model_name
-    )
+    return record.parameters(document.width, document.height)

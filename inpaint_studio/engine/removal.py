@@ -399,6 +399,31 @@ def prefill(context: RunContext, models: RemovalModels, resolver: ModelResolver)
     return dataclasses.replace(context, prepared=dataclasses.replace(prepared, rgb=rgb)), record
 
 
+def fill_masked(reference: str, image: np.ndarray, hole: np.ndarray, engine: Any) -> np.ndarray:
+    """A removal network's fill of `hole` (>= MASK_THRESHOLD) in a whole RGB image: outpainting's pre-fill.
+
+    The network sees the hole's bounding box plus a margin of context at its working size (engine/prefill.py
+    composites only the hole's pixels back). `engine` is the generation Engine: its resolver finds the model
+    (a catalog name downloads only where the engine allows it) and its removal cache keeps it loaded.
+    """
+    box = masks.bbox(hole)
+    if box is None:
+        return image.copy()
+    info = resolve_removal(reference, engine.models)
+    height, width = hole.shape
+    left, top, right, bottom = box
+    margin = max(32, (right - left + bottom - top) // 8)  # context around the hole
+    left, top = max(0, left - margin), max(0, top - margin)
+    right, bottom = min(width, right + margin), min(height, bottom + margin)
+    device = pick_device("auto")
+    with _out_of_memory_as_error(device):
+        network = engine.removal.get(info, device)
+        filled = fill_region(network, image[top:bottom, left:right, :3], hole[top:bottom, left:right])
+    out = image[..., :3].copy()
+    out[top:bottom, left:right] = filled[..., :3]
+    return out
+
+
 def resolve_removal(reference: str, resolver: ModelResolver) -> ModelInfo:
     """A pre-fill reference -> a removal network (a diffusion model or an unknown file is one sentence)."""
     path = Path(reference).expanduser()

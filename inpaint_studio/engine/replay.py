@@ -7,7 +7,8 @@ those inputs; with the same model files and device the result layer is bit-ident
 Branching: `seed` (and/or `model`) changes the first replayed entry. Later entries then see the new
 result: their input is rebuilt from their parent state with every re-generated result layer swapped in
 (edits made between submitting and applying a job are not in the parent state, so a changed branch is
-the faithful re-creation of the document's layers, not of those in-flight edits).
+the faithful re-creation of the document's layers, not of those in-flight edits). A canvas expansion between
+two generations extends the swapped layers as it extended the recorded ones (its entry records the margins).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from inpaint_studio.core.canvas import expand_array, margins_from_params
 from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.history import GENERATION_KINDS, History, HistoryEntry
 from inpaint_studio.core.jobspec import REFERENCE_INPUT, InpaintJob
@@ -95,7 +97,11 @@ def replay(
     `run` is Engine.run (passed in so callers choose and reuse their engine).
     """
     swapped: dict[str, np.ndarray] = {}  # result layer id -> re-generated pixels
+    previous: int | None = None
     for index, entry in enumerate(replay_plan(history, start, until)):
+        if swapped and previous is not None:
+            swapped = _expanded_since(history, previous, entry.id, swapped)
+        previous = entry.id
         job = recorded_job(entry)
         if index == 0 and seed is not None:
             job = job.replace(seed=seed)
@@ -131,6 +137,19 @@ def replay(
             duration_s=time.perf_counter() - started,
             record=result.record(),
         )
+
+
+def _expanded_since(
+    history: History, earlier: int, later: int, swapped: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The swapped layers extended by every canvas expansion on the branch after `earlier`, before `later`."""
+    path = history.ancestors(later)
+    between = path[path.index(earlier) + 1 : -1] if earlier in path else []
+    for entry_id in between:
+        margins = margins_from_params(history.entries[entry_id].params)
+        if margins is not None:
+            swapped = {layer_id: expand_array(pixels, margins) for layer_id, pixels in swapped.items()}
+    return swapped
 
 
 def _rebuilt_input(history: History, entry: HistoryEntry, swapped: dict[str, np.ndarray]) -> np.ndarray:

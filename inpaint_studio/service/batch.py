@@ -100,7 +100,6 @@ class EngineActor:
 
     def _one(self, name: str, item: dict[str, Any]) -> tuple[list[bytes], int, str]:
         from inpaint_studio.core.imageio import load_image, load_mask, save_image
-        from inpaint_studio.core.parameters import format_parameters
 
         with tempfile.TemporaryDirectory(prefix="inpaint-batch-") as folder:
             tmp = Path(folder)
@@ -118,12 +117,8 @@ class EngineActor:
             files = []
             for variant, (out_name, image) in enumerate(zip(self.outputs[name], result.images)):
                 record = result.record(variant)
-                params = format_parameters(
-                    record.job,
-                    width=image.width,
-                    height=image.height,
-                    seed=record.seed,
-                    model_name=str(result.model.get("reference", self.job.model)),
+                params = record.parameters(
+                    image.width, image.height, str(result.model.get("reference", self.job.model))
                 )
                 out = save_image(
                     image, tmp / out_name, parameters=params, icc_profile=loaded.icc_profile, exif=loaded.exif

@@ -81,6 +81,43 @@ def lasso() -> QIcon:
     return _draw(paint)
 
 
+def object_select() -> QIcon:
+    """A pointer clicking on a blob (Select tool)."""
+
+    def paint(p: QPainter) -> None:
+        p.setBrush(QColor(40, 170, 255, 150))
+        p.setPen(QPen(INK, 1.5, Qt.PenStyle.DashLine))
+        p.drawEllipse(QRectF(3, 4, 20, 16))
+        arrow = QPainterPath(QPointF(15, 12))
+        arrow.lineTo(QPointF(15, 29))
+        arrow.lineTo(QPointF(19, 25))
+        arrow.lineTo(QPointF(22, 31))
+        arrow.lineTo(QPointF(25, 29.5))
+        arrow.lineTo(QPointF(22, 24))
+        arrow.lineTo(QPointF(28, 23))
+        arrow.closeSubpath()
+        p.setPen(QPen(QColor(30, 30, 34), 1.5))
+        p.setBrush(INK)
+        p.drawPath(arrow)
+
+    return _draw(paint)
+
+
+def expand_canvas() -> QIcon:
+    """A picture inside a bigger dashed frame, with arrows outwards (Expand tool)."""
+
+    def paint(p: QPainter) -> None:
+        p.setPen(QPen(INK, 1.5, Qt.PenStyle.DashLine))
+        p.drawRect(QRectF(3, 3, 26, 26))
+        p.setPen(QPen(INK, 2))
+        p.setBrush(QColor(90, 90, 96))
+        p.drawRect(QRectF(10, 10, 12, 12))
+        for start, end in (((16, 9), (16, 5)), ((16, 23), (16, 27)), ((9, 16), (5, 16)), ((23, 16), (27, 16))):
+            p.drawLine(QPointF(*start), QPointF(*end))
+
+    return _draw(paint)
+
+
 def eyedropper() -> QIcon:
     def paint(p: QPainter) -> None:
         p.translate(16, 16)

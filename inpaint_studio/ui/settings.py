@@ -163,6 +163,13 @@ class AppSettings:
     # The brush (ui/canvas/tools.py ToolSettings): size in image pixels, hardness 0-1.
     brush_size = _Number("brush/size", 40.0)
     brush_hardness = _Number("brush/hardness", 0.8)
+    # The Select tool's model ("": the catalog's default, engine/segmentation.py DEFAULT_SEGMENTER).
+    segmenter_model = _Text("select/model", "")
+    # Image > Expand Canvas… and the Expand tool: the last choices (ui/controllers/outpaint.py).
+    expand_margins = _Json("outpaint/margins", None)  # [left, top, right, bottom] last used in the dialog
+    expand_anchor = _Json("outpaint/anchor", None)  # [column, row] of the 3x3 anchor grid
+    outpaint_prefill = _Text("outpaint/prefill", "classic")
+    outpaint_generate = _Bool("outpaint/generate", True)
     # Window layout.
     window_geometry = _Bytes("window/geometry", None)
     window_state = _Bytes("window/state", None)

@@ -19,10 +19,12 @@ from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from inpaint_studio.core.jobspec import REFERENCE_INPUT
 from inpaint_studio.core.record import GenerationRecord
+from inpaint_studio.engine.events import JobCancelled
 from inpaint_studio.engine.replay import replay
+from inpaint_studio.engine.tasks import TaskFinished
 from inpaint_studio.engine.upscale import UpscaleJob, UpscaleResult
 from inpaint_studio.ui.document.commands import mask_change
-from inpaint_studio.ui.engine_thread.worker import EngineWorker, TaskCancelled, TaskFinished
+from inpaint_studio.ui.engine_thread.worker import EngineWorker
 from inpaint_studio.ui.window.composition import EngineOptions
 from inpaint_studio.ui.window.main_window import MainWindow
 
@@ -54,7 +56,10 @@ def window(qtbot, tmp_path: Path, module_worker) -> Iterator[MainWindow]:
     win.open_image(photo(), "photo")
     win.canvas.set_view(1.0, QPointF(0, 0))
     yield win
-    qtbot.waitUntil(lambda: not module_worker.is_busy and module_worker.current_task_id is None, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(
+        lambda: not module_worker.is_busy and module_worker.current_id is None and not module_worker.pending_ids(),
+        timeout=TIMEOUT_MS,
+    )
     win.undo_stack.setClean()
     win.close()
     win.deleteLater()
@@ -177,14 +182,14 @@ def test_the_preview_follows_the_mask_and_gives_way_to_generate(window, qtbot, t
     worker = controller.worker
     events: list[Any] = []
     worker.task_finished.connect(events.append)
-    worker.task_cancelled.connect(events.append)
+    worker.job_cancelled.connect(events.append)
     controller.panel.addons.paint_preview_check.setChecked(True)
     set_mask(window)
     qtbot.waitUntil(lambda: preview.previews >= 1, timeout=TIMEOUT_MS)
     label = controller.panel.paint_preview_label
     assert label.isVisibleTo(controller.panel) and not label.pixmap().isNull()
     finished = [e for e in events if isinstance(e, TaskFinished)]
-    pixels, region = finished[-1].result
+    pixels, region = finished[-1].value
     assert pixels.shape[:2] == (region[3] - region[1], region[2] - region[0])
     # Nothing changed: no new preview. A new mask: a new one, and Generate cancels a running preview.
     assert preview.update_now() is None
@@ -193,11 +198,11 @@ def test_the_preview_follows_the_mask_and_gives_way_to_generate(window, qtbot, t
     assert task_id is not None
     controller.generate()
     qtbot.waitUntil(lambda: len(controller.candidates.candidates()) == 1, timeout=TIMEOUT_MS)
-    qtbot.waitUntil(lambda: any(getattr(e, "task_id", None) == task_id for e in events), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: any(e.job_id == task_id for e in events), timeout=TIMEOUT_MS)
     # Cleared mask or the switch off: the preview goes away.
     controller.panel.addons.paint_preview_check.setChecked(False)
     assert not label.isVisibleTo(controller.panel)
-    assert {type(e) for e in events} <= {TaskFinished, TaskCancelled}
+    assert {type(e) for e in events} <= {TaskFinished, JobCancelled}
 
 
 # ---- Image > Upscale ------------------------------------------------------------------------------------------

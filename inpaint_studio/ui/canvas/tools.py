@@ -6,7 +6,12 @@ gesture pushes exactly one undo step.
 
 Tools: mask brush (paint or erase the mask), colour paint brush (paint layers; erase mode lowers the active
 layer's alpha), rectangle and lasso selection (add to the mask by default or with Shift, subtract with
-Alt), eyedropper (sets the paint colour from the composite).
+Alt), eyedropper (sets the paint colour from the composite), object selection (click-to-select with a
+segmentation model: tools_select.py) and the canvas expander (tools_expand.py).
+
+A tool whose look changes outside a gesture (a proposed selection arriving from the worker) fires its
+`changed` event; the canvas repaints then. Keys the canvas hands to the tool first: `key("enter")`,
+`key("escape")`, which return True when the tool used the key.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from inpaint_studio.core.brush import (
     stamp_erase_alpha,
     stamp_mask,
 )
-from inpaint_studio.core.document import MASK, Document, Rect, rect_union
+from inpaint_studio.core.document import MASK, Document, Event, Rect, rect_union
 from inpaint_studio.ui.document.commands import AddLayerCommand, RegionCommand
 
 MIN_SIZE, MAX_SIZE = 1.0, 2000.0
@@ -49,6 +54,7 @@ class PointerEvent:
     alt: bool = False
     ctrl: bool = False
     tablet: bool = False
+    scale: float = 1.0  # screen (logical) pixels per document pixel at the time of the event
 
 
 class ToolSettings(QObject):
@@ -129,6 +135,7 @@ class Preview:
     kind: Literal["rect", "polygon"]
     points: tuple[tuple[float, float], ...]
     subtract: bool
+    label: str | None = None  # a size readout drawn beside a rect (the Expand tool's new canvas size)
 
 
 class Tool:
@@ -140,10 +147,19 @@ class Tool:
 
     def __init__(self, document: Document, undo_stack: QUndoStack, settings: ToolSettings) -> None:
         self.document, self.undo_stack, self.settings = document, undo_stack, settings
+        self.changed = Event()  # fired when what the tool draws changes outside a pointer event
 
     @property
     def busy(self) -> bool:
         """True while a gesture (press ... release) is in progress."""
+        return False
+
+    def key(self, name: str) -> bool:
+        """A key the canvas offers first ("enter", "escape"); True when the tool used it."""
+        return False
+
+    def wants_key(self, name: str) -> bool:
+        """True when `key(name)` would use the key now (the canvas then keeps it from the window's shortcuts)."""
         return False
 
     def press(self, event: PointerEvent) -> None:

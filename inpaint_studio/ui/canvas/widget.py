@@ -14,7 +14,12 @@ Zoom is in device pixels: 100 % shows one image pixel per physical screen pixel,
 Keys handled here (the window's actions handle the rest): hold Space to pan with the left button, hold
 Backslash to see the original (the base layer alone). The canvas takes the keyboard focus when the pointer
 comes over it (as Krita's does), so these keys and Enter (apply) work after a click on a panel's button or
-list, unless the user is typing in a text or number field, which keeps its focus.
+list, unless the user is typing in a text or number field, which keeps its focus. Enter and Esc go to the
+current tool first when it has a use for them (the Select tool's proposal), before the window's shortcuts
+(apply a result, cancel a job).
+
+A canvas-size change (`Document.resized`: an expansion, an upscale or their undo) rebuilds the display cache
+and keeps the image where it was on screen (or refits it, in fit mode).
 """
 
 from __future__ import annotations
@@ -56,7 +61,9 @@ from PySide6.QtWidgets import (
 from inpaint_studio.core.document import Document, Layer, Rect, composite_layers
 from inpaint_studio.ui import qt_images
 from inpaint_studio.ui.canvas.display_cache import DisplayCache
-from inpaint_studio.ui.canvas.tools import TOOL_CLASSES, PointerEvent, Tool, ToolSettings
+from inpaint_studio.ui.canvas.tools import TOOL_CLASSES, PointerEvent, Preview, Tool, ToolSettings
+from inpaint_studio.ui.canvas.tools_expand import ExpandTool
+from inpaint_studio.ui.canvas.tools_select import ObjectSelectTool, SelectionOverlay
 
 ZOOM_MIN, ZOOM_MAX = 1 / 64, 64.0
 WHEEL_ZOOM_STEP = 1.25  # per wheel notch (120 units of angle delta)
@@ -67,6 +74,9 @@ ORIGINAL_KEY = Qt.Key.Key_Backslash
 BACKGROUND = QColor(43, 43, 46)
 MASK_COLOR = QColor(255, 48, 96)
 MASK_OPACITY = 0.5
+PROPOSAL_COLORS = {False: QColor(40, 170, 255), True: QColor(255, 190, 30)}  # add / cut out of the mask
+PROPOSAL_OPACITY = 0.55
+ALL_TOOLS: tuple[type[Tool], ...] = (*TOOL_CLASSES, ObjectSelectTool, ExpandTool)
 CHECKER_SIZE = 8
 
 
@@ -129,14 +139,18 @@ class Canvas(QWidget):
         self._preview_points = 0  # lasso points already outlined
         self._cursor_radius_shown = 0.0  # radius of the brush outline last painted
 
-        self.tools: dict[str, Tool] = {cls.name: cls(document, undo_stack, settings) for cls in TOOL_CLASSES}
+        self.tools: dict[str, Tool] = {cls.name: cls(document, undo_stack, settings) for cls in ALL_TOOLS}
         self._tool = self.tools["mask_brush"]
+        self._proposal_array: np.ndarray | None = None  # kept alive while _proposal_image views it
+        self._proposal_image: QImage | None = None
+        for tool in self.tools.values():
+            tool.changed.connect(lambda t=tool: self._on_tool_changed(t))
 
         document.pixels_changed.connect(self._on_pixels_changed)
         document.mask_changed.connect(self._on_mask_changed)
         document.layers_changed.connect(self._on_layers_changed)
+        document.resized.connect(self._on_resized)
         document.reset.connect(self._on_reset)
-        document.resized.connect(self._on_reset)  # the same work at another size: views rebuild and refit
         settings.changed.connect(self._on_settings_changed)
         self._on_reset()
 
@@ -312,6 +326,22 @@ class Canvas(QWidget):
         self.fit_to_window()
         self.update()
 
+    def _on_resized(self, offset: tuple[int, int]) -> None:
+        doc = self.document
+        self._cache.rebuild(doc.width, doc.height)
+        self._original_cache, self._original_layer = None, None
+        self._wrap_mask()
+        if self._fit_mode:
+            self.fit_to_window()
+        else:  # the old pixels stay where they were on screen
+            self._offset -= QPointF(offset[0] * self.scale, offset[1] * self.scale)
+            self._after_view_change()
+        self.update()
+
+    def _on_tool_changed(self, tool: Tool) -> None:
+        if tool is self._tool:
+            self.update()  # a proposal or a frame appeared, changed or went: rare, so repaint all
+
     def _on_pixels_changed(self, rect: Rect) -> None:
         if rect[2] <= rect[0] or rect[3] <= rect[1]:
             return
@@ -420,6 +450,7 @@ class Canvas(QWidget):
             if self._show_mask and not self._show_original:
                 self._draw_mask(painter, exposed.intersected(visible.toAlignedRect()), scale)
             painter.restore()
+        self._paint_selection(painter, exposed, scale)
         self._paint_preview(painter)
         self._paint_brush_cursor(painter)
         painter.end()
@@ -441,6 +472,12 @@ class Canvas(QWidget):
     def _draw_mask(self, painter: QPainter, area: QRect, scale: float) -> None:
         if self._mask_image is None or area.isEmpty():
             return
+        self._draw_alpha(painter, area, scale, self._mask_image, self._mask_color, MASK_OPACITY)
+
+    def _draw_alpha(
+        self, painter: QPainter, area: QRect, scale: float, alpha: QImage, color: QColor, opacity: float
+    ) -> None:
+        """Tint `area` with `color` where the document-sized Alpha8 image `alpha` is set."""
         dpr = self.devicePixelRatioF()
         overlay = QImage(
             max(1, math.ceil(area.width() * dpr)),
@@ -453,14 +490,59 @@ class Canvas(QWidget):
         mask_painter.translate(-QPointF(area.topLeft()))
         mask_painter.translate(self._offset)
         mask_painter.scale(scale, scale)
-        mask_painter.fillRect(QRectF(0, 0, self.document.width, self.document.height), self._mask_color)
+        mask_painter.fillRect(QRectF(0, 0, self.document.width, self.document.height), color)
         mask_painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_DestinationIn)
         mask_painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._zoom < 2.0)
-        mask_painter.drawImage(QPointF(0, 0), self._mask_image)
+        mask_painter.drawImage(QPointF(0, 0), alpha)
         mask_painter.end()
-        painter.setOpacity(MASK_OPACITY)
+        painter.setOpacity(opacity)
         painter.drawImage(area.topLeft(), overlay)
         painter.setOpacity(1.0)
+
+    def _paint_selection(self, painter: QPainter, exposed: QRect, scale: float) -> None:
+        """The Select tool's proposal (tinted: blue to add, amber to cut out), its box and its clicks."""
+        overlay = self._tool.overlay() if isinstance(self._tool, ObjectSelectTool) else None
+        if overlay is None or self._show_original:
+            if overlay is None:
+                self._proposal_array, self._proposal_image = None, None
+            return
+        image = self._proposal_qimage(overlay)
+        if image is not None and overlay.rect is not None:
+            area = exposed.intersected(self.widget_rect(overlay.rect))
+            if not area.isEmpty():
+                self._draw_alpha(painter, area, scale, image, PROPOSAL_COLORS[overlay.subtract], PROPOSAL_OPACITY)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        if overlay.box is not None:
+            left, top, right, bottom = overlay.box
+            frame = QRectF(self.map_from_document(left, top), self.map_from_document(right, bottom))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(QPen(QColor(0, 0, 0), 1))
+            painter.drawRect(frame)
+            painter.setPen(QPen(PROPOSAL_COLORS[overlay.subtract], 1, Qt.PenStyle.DashLine))
+            painter.drawRect(frame)
+        for point in overlay.points:
+            centre = self.map_from_document(point.x, point.y)
+            painter.setPen(QPen(QColor(255, 255, 255), 1.5))
+            painter.setBrush(QColor(40, 200, 90) if point.include else QColor(230, 50, 50))
+            painter.drawEllipse(centre, 5, 5)
+            painter.setPen(QPen(QColor(255, 255, 255), 1.5))
+            painter.drawLine(centre + QPointF(-2.5, 0), centre + QPointF(2.5, 0))
+            if point.include:
+                painter.drawLine(centre + QPointF(0, -2.5), centre + QPointF(0, 2.5))
+        painter.restore()
+
+    def _proposal_qimage(self, overlay: SelectionOverlay) -> QImage | None:
+        proposal = overlay.proposal
+        if proposal is None or proposal.shape != (self.document.height, self.document.width):
+            self._proposal_array, self._proposal_image = None, None
+            return None
+        if self._proposal_array is not proposal or self._proposal_image is None:
+            if not proposal.flags.c_contiguous:
+                proposal = np.ascontiguousarray(proposal)
+            self._proposal_array = proposal
+            self._proposal_image = qt_images.wrap(proposal, QImage.Format.Format_Alpha8)
+        return self._proposal_image
 
     def _paint_empty_hint(self, painter: QPainter) -> None:
         painter.setPen(QColor(150, 150, 155))
@@ -490,7 +572,28 @@ class Canvas(QWidget):
                 painter.drawRect(QRectF(points[0], points[-1]).normalized())
             else:
                 painter.drawPolyline(QPolygonF(points))
+        if preview.label:
+            self._paint_label(painter, preview, QRectF(points[0], points[-1]).normalized())
         painter.restore()
+
+    def _paint_label(self, painter: QPainter, preview: Preview, frame: QRectF) -> None:
+        text = preview.label or ""
+        metrics = painter.fontMetrics()
+        box = QRectF(metrics.boundingRect(text)).adjusted(-6, -3, 6, 3)
+        box.moveBottomRight(frame.bottomRight() - QPointF(4, 4))
+        # Keep it on screen when the frame's corner is not (a canvas dragged far beyond the view).
+        view = QRectF(self.rect()).adjusted(4, 4, -4, -4)
+        box.moveBottomRight(
+            QPointF(
+                min(max(box.right(), view.left() + box.width()), view.right()),
+                min(max(box.bottom(), view.top() + box.height()), view.bottom()),
+            )
+        )
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(20, 20, 22, 210))
+        painter.drawRoundedRect(box, 3, 3)
+        painter.setPen(QColor(240, 240, 240))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
 
     def _refresh_preview(self) -> None:
         """Schedule repaints for what the selection outline changed (see _paint_preview)."""
@@ -503,7 +606,8 @@ class Canvas(QWidget):
             return
         if preview.kind == "rect":
             corners = [self.map_from_document(x, y) for x, y in preview.points]
-            outline = _outline_region(QRectF(corners[0], corners[-1]).normalized().toAlignedRect())
+            frame = QRectF(corners[0], corners[-1]).normalized().toAlignedRect()
+            outline = QRegion(self.rect()) if preview.label else _outline_region(frame)  # the label may move
             self.update(self._preview_region.united(outline))
             self._preview_region = outline
             return
@@ -582,6 +686,7 @@ class Canvas(QWidget):
             alt=bool(modifiers & Qt.KeyboardModifier.AltModifier),
             ctrl=bool(modifiers & Qt.KeyboardModifier.ControlModifier),
             tablet=tablet,
+            scale=self.scale,
         )
 
     def _repaint_preview(self) -> None:
@@ -669,7 +774,23 @@ class Canvas(QWidget):
         self.pan_by(dx, dy)
         event.accept()
 
+    def event(self, event: QEvent) -> bool:
+        # Enter and Esc are window shortcuts too (apply a result, cancel a job): while the tool has a use for
+        # them (a proposed selection), accepting the override sends them here as key presses instead.
+        if event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent):
+            name = _TOOL_KEYS.get(event.key())
+            plain = not event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+            if name is not None and plain and self._tool.wants_key(name):
+                event.accept()
+                return True
+        return super().event(event)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
+        name = _TOOL_KEYS.get(event.key())
+        if name is not None and self._tool.key(name):
+            self._refresh_preview()
+            event.accept()
+            return
         if event.isAutoRepeat() and event.key() in (Qt.Key.Key_Space, ORIGINAL_KEY):
             event.accept()
             return
@@ -736,6 +857,13 @@ def _is_text_field(widget: QWidget | None) -> bool:
     if isinstance(widget, QAbstractSpinBox | QLineEdit | QTextEdit | QPlainTextEdit):
         return not widget.isReadOnly()
     return isinstance(widget, QComboBox) and widget.isEditable()
+
+
+_TOOL_KEYS = {
+    Qt.Key.Key_Return: "enter",
+    Qt.Key.Key_Enter: "enter",
+    Qt.Key.Key_Escape: "escape",
+}
 
 
 def _outline_region(rect: QRect, pad: int = 2) -> QRegion:

@@ -205,6 +205,7 @@ class GenerationController(QObject):
         h.branch_requested.connect(lambda i: self.ctx.guarded(self.branch_from, i))
         doc = self.document
         doc.reset.connect(self._on_document_reset)
+        doc.resized.connect(lambda _offset: self.end_preview())  # a preview's place on the canvas moved
         doc.pixels_changed.connect(self._on_document_changed)
         doc.mask_changed.connect(self._on_document_changed)
         doc.layers_changed.connect(self._on_document_changed)
@@ -324,6 +325,9 @@ class GenerationController(QObject):
         self.panel.set_progress(0, event.total_steps, None, len(self.worker.pending_ids()))
 
     def _on_progress(self, event: JobProgress) -> None:
+        if self.worker.is_task(event.job_id):  # an EngineTask (a pre-fill): its progress, no time estimate
+            self.panel.set_progress(event.step, event.total, None, len(self.worker.pending_ids()))
+            return
         now = time.monotonic()
         left = None
         if self._progress_origin is None:
@@ -383,11 +387,15 @@ class GenerationController(QObject):
         self.message_bar.show_info(text, [(f"{verb} {name}", lambda: self.panel.select_model(suggestion.reference))])
 
     def _on_cancelled(self, event: JobCancelled) -> None:
+        if self.worker.is_task(event.job_id):
+            return  # another controller's EngineTask (submit_task): its owner reports it
         self._submitted.pop(event.job_id, None)
         self.message_bar.show_info(event.message)
         self.panel.set_status("Cancelled.")
 
     def _on_failed(self, event: JobFailed) -> None:
+        if self.worker.is_task(event.job_id):
+            return
         self._submitted.pop(event.job_id, None)
         self.message_bar.show_error(event.message)
         self.panel.set_status("Failed; see the message above the image.")

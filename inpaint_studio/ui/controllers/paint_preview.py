@@ -7,8 +7,9 @@ few-step LoRA, `core/fast_modes.py`) when that LoRA is installed, else the panel
 `FALLBACK_STEPS` steps; one variant, a fixed seed (the panel's, when locked) so successive previews differ
 only where the mask does.
 
-It is an `EngineTask` with `latest_only` (ui/engine_thread/worker.py): a newer preview replaces a waiting
-one and cancels a running one at its next denoising step, and a Generate or an upscale cancels it. The
+It is an `EngineTask` (engine/tasks.py) submitted with `latest_only` (ui/engine_thread/worker.py): a newer
+preview replaces a waiting one and cancels a running one at its next denoising step, and a Generate or an
+upscale cancels it. The
 window never waits: only the masked area plus its padding is copied on the UI thread (and not at all when
 nothing changed), at most `MAX_REGION_PIXELS`; the result is shown in the panel, never on the canvas, so
 painting stays unobstructed.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,8 +31,10 @@ from inpaint_studio.core.fast_modes import DEFAULT_FAST, PROFILES
 from inpaint_studio.core.generation_settings import GenerationSettings
 from inpaint_studio.core.jobspec import OFF, Area, InpaintJob
 from inpaint_studio.engine.addons import is_installed
+from inpaint_studio.engine.events import JobFailed
+from inpaint_studio.engine.tasks import TaskContext, TaskFinished
 from inpaint_studio.ui.context import StudioContext
-from inpaint_studio.ui.engine_thread.worker import EngineWorker, TaskFailed, TaskFinished
+from inpaint_studio.ui.engine_thread.worker import EngineWorker
 from inpaint_studio.ui.panels.generate.panel import GeneratePanel
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,25 @@ def preview_job(job: InpaintJob, family: str, *, fast_available: bool) -> Inpain
     steps = min(job.steps, FALLBACK_STEPS)
     steps = max(steps, math.ceil(1 / job.strength - 1e-9))  # strength x steps must reach one step
     return job.replace(fast=OFF, steps=steps)
+
+
+@dataclass(frozen=True)
+class PreviewTask:
+    """One preview: the job on a copy of the masked region; returns the region's pixels and where they go."""
+
+    job: InpaintJob
+    image: np.ndarray = field(repr=False)
+    mask: np.ndarray = field(repr=False)
+    origin: tuple[int, int]  # the region's top-left corner in the document
+    named: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    title: str = "The preview while painting"
+
+    def run(self, context: TaskContext) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        engine = context.workspace.engine
+        result = engine.run(self.job, self.image, self.mask, cancel=context.cancel, **self.named)
+        x0, y0, x1, y1 = result.region
+        left, top = self.origin
+        return np.asarray(result.images[0])[y0:y1, x0:x1], (left + x0, top + y0, left + x1, top + y1)
 
 
 class PaintPreview(QObject):
@@ -85,7 +108,8 @@ class PaintPreview(QObject):
         doc.resized.connect(self._on_reset)
         settings_model.subscribe(self._on_settings)
         worker.task_finished.connect(self._on_finished)
-        worker.task_failed.connect(self._on_failed)
+        worker.job_failed.connect(self._on_failed)
+        worker.job_cancelled.connect(self._on_cancelled)
 
     @property
     def enabled(self) -> bool:
@@ -104,14 +128,14 @@ class PaintPreview(QObject):
         self._told_missing = False
         self._on_changed()
 
-    def _on_reset(self) -> None:
+    def _on_reset(self, *_args: Any) -> None:  # reset(), or resized(offset)
         self.stop()
 
     def stop(self) -> None:
         """No preview: cancel the running one and hide it."""
         self._timer.stop()
         if self._task_id is not None:
-            self.worker.cancel_task(self._task_id)
+            self.worker.cancel(self._task_id)
             self._task_id = None
         self._last = None
         self.panel.set_paint_preview(None)
@@ -159,24 +183,24 @@ class PaintPreview(QObject):
             job, named = job.replace(ip_adapter=None), {}  # no reference chosen yet: preview without it
         self._last = (key, mask)
 
-        def work(engine: Any, _report: Any, cancel: Any) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-            result = engine.run(job, image, mask, cancel=cancel, **named)
-            x0, y0, x1, y1 = result.region
-            return np.asarray(result.images[0])[y0:y1, x0:x1], (left + x0, top + y0, left + x1, top + y1)
-
-        self._task_id = self.worker.submit_task("the preview while painting", work, latest_only=True)
+        task = PreviewTask(job, image, mask, (left, top), named)
+        self._task_id = self.worker.submit_task(task, latest_only=True)
         return self._task_id
 
     def _on_finished(self, event: TaskFinished) -> None:
-        if event.task_id != self._task_id:
+        if event.job_id != self._task_id:
             return
         self._task_id = None
-        pixels, region = event.result
+        pixels, region = event.value
         self.previews += 1
         self.panel.set_paint_preview(pixels, f"Preview of the masked area {region}")
 
-    def _on_failed(self, event: TaskFailed) -> None:
-        if event.task_id != self._task_id:
+    def _on_cancelled(self, event: Any) -> None:
+        if event.job_id == self._task_id:
+            self._task_id = None  # replaced by a newer preview, or ended by other work
+
+    def _on_failed(self, event: JobFailed) -> None:
+        if event.job_id != self._task_id:
             return
         self._task_id = None
         # Said once in the status bar (not the message bar): a preview must not nag while the artist paints.

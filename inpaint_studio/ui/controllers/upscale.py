@@ -1,6 +1,6 @@
 """Image > Upscale: the document enlarged x2 / x4 by an upscaling model, as an undoable edit with a history entry.
 
-The upscale runs on the engine thread as an `EngineTask` (ui/engine_thread/worker.py): the composite goes
+The upscale runs on the engine thread as an `EngineTask` (engine/tasks.py, `UpscaleTask`): the composite goes
 through the model (engine/upscale.py: tiled, cancellable), and every layer and the mask are resized there
 too (Lanczos for the layers, nearest for the mask), so the window never waits for the pixels. Back on the
 UI thread the document takes the new size with its resized layers and a new result layer on top holding the
@@ -14,8 +14,7 @@ message rather than applied over edits it did not see. Progress and Cancel sit i
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -27,12 +26,14 @@ from inpaint_studio.core.document import Layer
 from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.parameters import addon_name
 from inpaint_studio.engine.addons import download_addon
+from inpaint_studio.engine.events import JobCancelled, JobFailed, JobProgress
+from inpaint_studio.engine.tasks import TaskContext, TaskFinished
 from inpaint_studio.engine.upscale import UpscaleJob, UpscaleResult
 from inpaint_studio.ui.context import StudioContext
 from inpaint_studio.ui.document.commands import ResizeDocumentCommand
 from inpaint_studio.ui.document.history_recorder import Annotation, HistoryRecorder
 from inpaint_studio.ui.engine_thread.downloads import DownloadProgress, ModelDownloader
-from inpaint_studio.ui.engine_thread.worker import EngineWorker, TaskFailed, TaskFinished, TaskProgress
+from inpaint_studio.ui.engine_thread.worker import EngineWorker
 from inpaint_studio.ui.panels.upscale_dialog import UpscaleDialog
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,30 @@ def _resize_all(frozen: _Frozen, size: tuple[int, int]) -> tuple[dict[str, np.nd
     return layers, np.ascontiguousarray(mask)
 
 
+@dataclass(frozen=True)
+class UpscaleTask:
+    """The composite through the upscaler, then every layer and the mask resized to the same size."""
+
+    job: UpscaleJob
+    frozen: _Frozen = field(repr=False)
+    target: tuple[int, int]
+
+    @property
+    def title(self) -> str:
+        return f"Upscaling x{self.job.scale}"
+
+    def run(self, context: TaskContext) -> UpscaleOutcome:
+        def progress(done: int, total: int) -> None:
+            context.emit(JobProgress(context.job_id, done, total, 0))
+
+        result = context.workspace.engine.upscale(
+            self.job, self.frozen.composite, progress=progress, cancel=context.cancel
+        )
+        context.cancel.raise_if_cancelled()
+        layers, mask = _resize_all(self.frozen, self.target)
+        return UpscaleOutcome(result, layers, mask)
+
+
 class UpscaleController(QObject):
     """See the module docstring."""
 
@@ -85,10 +110,10 @@ class UpscaleController(QObject):
         self._cancel.setToolTip("Stop the upscale; nothing is changed")
         self._cancel.clicked.connect(self.cancel)
         self._create_actions()
-        worker.task_progress.connect(self._on_progress)
+        worker.job_progress.connect(self._on_progress)
         worker.task_finished.connect(self._on_finished)
-        worker.task_failed.connect(self._on_failed)
-        worker.task_cancelled.connect(self._on_cancelled)
+        worker.job_failed.connect(self._on_failed)
+        worker.job_cancelled.connect(self._on_cancelled)
 
     def _create_actions(self) -> None:
         window = self.ctx.window
@@ -157,23 +182,15 @@ class UpscaleController(QObject):
         frozen = _Frozen(doc.composite(), [(layer.id, layer.pixels.copy()) for layer in doc.layers], doc.mask.copy())
         target = (doc.width * job.scale, doc.height * job.scale)
 
-        def work(engine: Any, report: Any, cancel: Any) -> UpscaleOutcome:
-            result = engine.upscale(
-                job, frozen.composite, progress=lambda done, total: report((done, total)), cancel=cancel
-            )
-            cancel.raise_if_cancelled()
-            layers, mask = _resize_all(frozen, target)
-            return UpscaleOutcome(result, layers, mask)
-
         self._job, self._revision = job, self.recorder.revision
         self.ctx.settings.upscale_model, self.ctx.settings.upscale_scale = job.model, job.scale
-        self._task_id = self.worker.submit_task(f"upscaling x{job.scale}", work)
+        self._task_id = self.worker.submit_task(UpscaleTask(job, frozen, target))
         self._show_progress(0, 1)
         return self._task_id
 
     def cancel(self) -> None:
         if self._task_id is not None:
-            self.worker.cancel_task(self._task_id)
+            self.worker.cancel(self._task_id)
 
     # ---- progress and the result ----------------------------------------------------------------------
     def _show_progress(self, done: int, total: int) -> None:
@@ -191,16 +208,16 @@ class UpscaleController(QObject):
             self.ctx.status.removeWidget(widget)
             widget.hide()
 
-    def _on_progress(self, event: TaskProgress) -> None:
-        if event.task_id == self._task_id and isinstance(event.value, tuple):
-            self._show_progress(*event.value)
+    def _on_progress(self, event: JobProgress) -> None:
+        if event.job_id == self._task_id:
+            self._show_progress(event.step, event.total)
 
     def _on_finished(self, event: TaskFinished) -> None:
-        if event.task_id != self._task_id:
+        if event.job_id != self._task_id:
             return
         self._task_id = None
         self._hide_progress()
-        self.ctx.guarded(self.apply, event.result)
+        self.ctx.guarded(self.apply, event.value)
 
     def apply(self, outcome: UpscaleOutcome) -> None:
         """The upscaled document, as one undoable edit with its history entry."""
@@ -244,15 +261,15 @@ class UpscaleController(QObject):
             f"Upscaled to {width}×{height} in {result.duration_s:.1f} s; Ctrl+Z gives the original size back."
         )
 
-    def _on_failed(self, event: TaskFailed) -> None:
-        if event.task_id != self._task_id:
+    def _on_failed(self, event: JobFailed) -> None:
+        if event.job_id != self._task_id:
             return
         self._task_id = None
         self._hide_progress()
         self.ctx.messages.show_error(event.message)
 
-    def _on_cancelled(self, event: Any) -> None:
-        if event.task_id != self._task_id:
+    def _on_cancelled(self, event: JobCancelled) -> None:
+        if event.job_id != self._task_id:
             return
         self._task_id = None
         self._hide_progress()

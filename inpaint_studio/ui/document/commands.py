@@ -17,8 +17,10 @@ from PIL import Image
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from inpaint_studio.core.canvas import Margins
 from inpaint_studio.core.document import (
     MASK,
+    CanvasState,
     Document,
     Layer,
     LayerKind,
@@ -341,7 +343,50 @@ class ResizeDocumentCommand(QUndoCommand):
         self.after = (size[0], size[1], list(layers), mask, active)
 
     def redo(self) -> None:
-        self.document.resize_to(*self.after)
+        width, height, layers, mask, active = self.after
+        self.document.restore(width, height, layers, active, mask)
 
     def undo(self) -> None:
-        self.document.resize_to(*self.before)
+        width, height, layers, mask, active = self.before
+        self.document.restore(width, height, layers, active, mask)
+
+
+class ExpandCanvasCommand(QUndoCommand):
+    """Add canvas around the image: every layer and the mask grow (`Document.expand_canvas`); one undo step.
+
+    Undo swaps the previous arrays back in (kept by reference: the expansion copies each layer once, undo and
+    redo copy nothing). `mask` is the new canvas's whole mask when the caller wants other values than
+    "everything new is masked" (the outpaint controller keeps a band next to the image unmasked).
+    """
+
+    def __init__(
+        self, document: Document, margins: Margins, mask: np.ndarray | None = None, text: str | None = None
+    ) -> None:
+        width, height = margins.new_size(document.width, document.height)
+        super().__init__(text or f"Expand canvas to {width}×{height}")
+        if mask is not None and mask.shape != (height, width):
+            raise ValueError(f"the new mask is {mask.shape}, the expanded canvas {height}x{width}")
+        self.document, self.margins, self._mask = document, margins, mask
+        self.before: CanvasState | None = None
+        self.after: CanvasState | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Memory this step alone holds: the arrays from before the expansion (the live ones are the document's)."""
+        state = self.before
+        return 0 if state is None else int(sum(a.nbytes for a in state.pixels.values()) + state.mask.nbytes)
+
+    def redo(self) -> None:
+        if self.after is None:
+            after = self.document.expanded_state(self.margins)
+            if self._mask is not None:
+                after = CanvasState(after.width, after.height, after.pixels, np.ascontiguousarray(self._mask))
+                self._mask = None
+            self.before = self.document.canvas_state()
+            self.after = after
+        self.document.set_canvas_state(self.after, self.margins.offset)
+
+    def undo(self) -> None:
+        assert self.before is not None
+        left, top = self.margins.offset
+        self.document.set_canvas_state(self.before, (-left, -top))

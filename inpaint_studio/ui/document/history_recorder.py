@@ -36,6 +36,7 @@ from inpaint_studio.core.history import (
 from inpaint_studio.ui.document.commands import (
     AddLayerCommand,
     DuplicateLayerCommand,
+    ExpandCanvasCommand,
     MoveLayerCommand,
     RegionCommand,
     RemoveLayerCommand,
@@ -74,6 +75,7 @@ class RestoreStateCommand(QUndoCommand):
     def __init__(self, document: Document, snapshot: DocumentSnapshot, text: str) -> None:
         super().__init__(text)
         self.document, self.snapshot = document, snapshot
+        self.before_size = document.size
         self.before_layers = list(document.layers)
         self.before_active = document.active_layer_id
         self.before_mask = document.mask.copy()
@@ -85,28 +87,21 @@ class RestoreStateCommand(QUndoCommand):
     def redo(self) -> None:
         if self.after_layers is None:
             self.after_layers = self.snapshot.to_layers()
-        if (self.snapshot.width, self.snapshot.height) != (self.document.width, self.document.height):
-            # A state of another size (before or after an upscale): the document takes that size again.
-            size = (self.snapshot.width, self.snapshot.height)
-            self.document.resize_to(*size, self.after_layers, self.after_mask.copy(), self.snapshot.active_layer_id)
-            return
-        self.document.set_layers(self.after_layers, self.snapshot.active_layer_id)
-        self.document.set_mask(self.after_mask)
+        snap = self.snapshot
+        # A snapshot from before a canvas expansion has another size: `restore` handles both.
+        self.document.restore(snap.width, snap.height, self.after_layers, snap.active_layer_id, self.after_mask.copy())
 
     def undo(self) -> None:
-        if self.before_size != (self.document.width, self.document.height):
-            self.document.resize_to(*self.before_size, self.before_layers, self.before_mask, self.before_active)
-            return
-        self.document.set_layers(self.before_layers, self.before_active)
-        self.document.set_mask(self.before_mask)
+        width, height = self.before_size
+        self.document.restore(width, height, self.before_layers, self.before_active, self.before_mask.copy())
 
 
 def command_kind_and_hints(command: QUndoCommand) -> tuple[str, Hints | None]:
     """The history kind of a command and what it changed (None: unknown, compare everything)."""
     if isinstance(command, RegionCommand):
         return ("mask" if command.target == MASK else "paint"), {command.target: command.rect}
-    if isinstance(command, RestoreStateCommand | ResizeDocumentCommand):
-        return "layer", None
+    if isinstance(command, RestoreStateCommand | ExpandCanvasCommand | ResizeDocumentCommand):
+        return "layer", None  # every array replaced (another size, maybe): compare everything
     if isinstance(command, _NO_PIXEL_CHANGE + _NEW_LAYER):
         return "layer", {}
     if isinstance(command, MoveLayerCommand):

@@ -12,13 +12,15 @@ Why a facade instead of moving EngineWorker itself into the thread: the queue, t
 signals the panels connect to must be usable synchronously from the UI thread, while the engine must only
 ever be touched from the worker thread; splitting the two objects makes that rule structural.
 
-Besides jobs, the engine thread runs `EngineTask`s: other work that needs the Engine (upscaling, the live
-preview while painting). `submit_task()` queues one; its events (`TaskStarted`, `TaskProgress`,
-`TaskFinished`, `TaskFailed`, `TaskCancelled`) come back as their own signals, apart from the jobs'. One thing
-runs on the engine thread at a time, in this order of priority: queued jobs, queued tasks, then the latest
-"latest only" task (a preview): a newer preview replaces a waiting one and cancels a running one, and any job
-or other task submitted while a preview runs cancels it, so a preview never delays real work by more than one
-denoising step.
+Besides jobs, the engine thread runs `EngineTask`s (engine/tasks.py): other work that needs the Engine
+(upscaling, a pre-fill for outpainting, the live preview while painting). `submit_task` queues one in the same
+queue with the same ids, watchdog and cancel; it runs in the same thread with the Engine in its workspace,
+reports `JobProgress` like a job and ends with `task_finished` (TaskFinished) instead of `job_finished`
+(failures and cancels are `job_failed` / `job_cancelled` with its id). A "latest only" task (a preview,
+`submit_task(task, latest_only=True)`) waits behind all other work: a newer one replaces a waiting one and
+cancels a running one, and any job or other task submitted while one runs cancels it, so a preview never
+delays real work by more than one denoising step. Interactive work that must not wait behind a generation
+(the Select tool's clicks) has its own thread instead: ui/engine_thread/interactive.py.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
-from inpaint_studio.core.errors import CancelledError, EngineError, InpaintStudioError
+from inpaint_studio.core.errors import EngineError, InpaintStudioError
 from inpaint_studio.core.jobspec import InpaintJob
 from inpaint_studio.engine.events import (
     CancelToken,
@@ -51,6 +53,7 @@ from inpaint_studio.engine.events import (
     JobProgress,
     JobStarted,
 )
+from inpaint_studio.engine.tasks import EngineTask, TaskFinished, Workspace, run_task
 from inpaint_studio.engine.warmup import import_engine_libraries
 from inpaint_studio.ui.engine_thread.watchdog import ABANDON_GRACE_S, STALL_TIMEOUT_S, Watchdog
 
@@ -80,6 +83,11 @@ def _stop_all_at_exit() -> None:
     for worker in list(_LIVE):
         with contextlib.suppress(RuntimeError):  # its C++ side is already gone
             worker.shutdown(EXIT_TIMEOUT_S)
+
+
+def keep_orphan(thread: QThread, host: QObject) -> None:
+    """Keep a worker thread that did not stop referenced until the process exits (see _ORPHANS)."""
+    _ORPHANS.append((thread, host))
 
 
 def orphaned_threads() -> int:
@@ -121,57 +129,35 @@ class JobRequest:
 
 
 @dataclass(frozen=True)
-class EngineTask:
-    """Work for the engine thread that is not an InpaintJob (see the module docstring).
+class TaskRequest:
+    """An EngineTask waiting for (or running in) the engine thread; the task holds its own read-only inputs."""
 
-    `work(engine, report, cancel)` runs in the engine thread; `report(value)` sends a TaskProgress, `cancel`
-    is the task's CancelToken (raise CancelledError or return early when it is set). Its return value arrives
-    in TaskFinished; an InpaintStudioError becomes TaskFailed with its sentence (CancelledError: TaskCancelled).
-    """
-
-    task_id: int
-    label: str  # what it does, for messages: "upscaling x4"
-    work: Callable[[Any, Callable[[Any], None], CancelToken], Any]
+    job_id: int
+    task: EngineTask
     cancel: CancelToken
-    latest_only: bool = False  # a preview: replaced by a newer one, cancelled by any other work
+    submitted: float = 0.0
+    latest_only: bool = False  # a preview: waits behind all other work, replaced by a newer one
 
 
-@dataclass(frozen=True)
-class TaskStarted:
-    task_id: int
-    label: str
+Request = JobRequest | TaskRequest
+SUPERSEDED = "Replaced by a newer preview before it started."
 
 
-@dataclass(frozen=True)
-class TaskProgress:
-    task_id: int
-    value: Any
+def _latest_only(request: Request) -> bool:
+    return isinstance(request, TaskRequest) and request.latest_only
 
 
-@dataclass(frozen=True)
-class TaskFinished:
-    task_id: int
-    result: Any
-
-
-@dataclass(frozen=True)
-class TaskFailed:
-    task_id: int
-    message: str
-
-
-@dataclass(frozen=True)
-class TaskCancelled:
-    task_id: int
-
-
-TaskEvent = TaskStarted | TaskProgress | TaskFinished | TaskFailed | TaskCancelled
+def _needs_libraries(request: Request) -> bool:
+    """Whether the work needs torch and diffusers imported (a task says so with `needs_torch = False`)."""
+    if isinstance(request, TaskRequest):
+        return bool(getattr(request.task, "needs_torch", True))
+    return not request.job.is_classical
 
 
 @dataclass(frozen=True)
 class JobQueued:
     job_id: int
-    job: InpaintJob
+    job: InpaintJob | EngineTask
     position: int  # 0 = runs next
 
 
@@ -249,8 +235,6 @@ class _EngineHost(QObject):
 
     event = Signal(object)  # EngineEvent
     done = Signal(int)  # job id: the worker is free again
-    task_event = Signal(object)  # TaskEvent
-    task_done = Signal(int)  # task id: the worker is free again
     loading = Signal()
     ready = Signal(object)  # EngineInfo
     load_failed = Signal(str)
@@ -270,6 +254,7 @@ class _EngineHost(QObject):
         self._remote = bool(getattr(engine_factory, "remote", False))  # a server's client (engine/remote.py)
         # An injected engine is released by whoever made it; a server's client is this host's own.
         self._owns_engine = engine_factory is None or self._remote
+        self._workspace: Workspace | None = None  # what tasks keep between runs (engine/tasks.py)
         self._import: threading.Thread | None = None
         self._import_s = 0.0
         self._import_error: BaseException | None = None
@@ -396,7 +381,7 @@ class _EngineHost(QObject):
         self._start_import()
 
     @Slot(object)
-    def run(self, request: JobRequest) -> None:
+    def run(self, request: Request) -> None:
         self._lower_priority()
         try:
             if request.cancel.cancelled:
@@ -404,9 +389,8 @@ class _EngineHost(QObject):
                 return
             try:
                 # The classical fill needs no torch: it does not wait for the libraries to import.
-                engine = (
-                    self._engine_object() if request.job.is_classical and not self._remote else self._ensure_engine()
-                )
+                local_light = not self._remote and not _needs_libraries(request)
+                engine = self._engine_object() if local_light else self._ensure_engine()
             except Exception as exc:
                 log.exception("engine start-up failed")
                 error = EngineError(
@@ -414,6 +398,9 @@ class _EngineHost(QObject):
                     "reinstall the application or use the classical fill."
                 )
                 self.event.emit(JobFailed(request.job_id, str(error), error))
+                return
+            if isinstance(request, TaskRequest):
+                self._run_task(request, engine)
                 return
             try:
                 named = {f"{name}_image": pixels for name, pixels in request.inputs.items()}
@@ -436,45 +423,11 @@ class _EngineHost(QObject):
         finally:
             self.done.emit(request.job_id)
 
-    @Slot(object)
-    def run_task(self, task: EngineTask) -> None:
-        self._lower_priority()
-        try:
-            if task.cancel.cancelled:
-                self.task_event.emit(TaskCancelled(task.task_id))
-                return
-            try:
-                engine = self._ensure_engine()
-            except Exception as exc:
-                log.exception("engine start-up failed")
-                message = (
-                    f"The engine could not start for {task.label} ({type(exc).__name__}); reinstall the application."
-                )
-                self.task_event.emit(TaskFailed(task.task_id, message))
-                return
-            self.task_event.emit(TaskStarted(task.task_id, task.label))
-
-            def report(value: Any) -> None:
-                self.task_event.emit(TaskProgress(task.task_id, value))
-
-            try:
-                result = task.work(engine, report, task.cancel)
-            except CancelledError:
-                self.task_event.emit(TaskCancelled(task.task_id))
-            except InpaintStudioError as exc:
-                self.task_event.emit(TaskFailed(task.task_id, str(exc)))
-            except Exception as exc:  # the worker must survive anything a task does
-                log.exception("task %s (%s) failed", task.task_id, task.label)
-                what = f"{type(exc).__name__}: {str(exc)[:120]}"
-                message = f"{task.label.capitalize()} failed unexpectedly ({what}); try again."
-                self.task_event.emit(TaskFailed(task.task_id, message))
-            else:
-                if task.cancel.cancelled:
-                    self.task_event.emit(TaskCancelled(task.task_id))
-                else:
-                    self.task_event.emit(TaskFinished(task.task_id, result))
-        finally:
-            self.task_done.emit(task.task_id)
+    def _run_task(self, request: TaskRequest, engine: Any) -> None:
+        if self._workspace is None or self._workspace.engine is not engine:
+            self._workspace = Workspace(engine)
+        with contextlib.suppress(InpaintStudioError):  # run_task already emitted JobFailed / JobCancelled
+            run_task(request.task, self._workspace, emit=self.event.emit, cancel=request.cancel, job_id=request.job_id)
 
     @Slot(str)
     def allow_unsafe(self, path: str) -> None:
@@ -489,6 +442,8 @@ class _EngineHost(QObject):
 
     @Slot()
     def release(self) -> None:
+        if self._workspace is not None:
+            self._workspace.release()
         if self._engine is not None:
             self._engine.release()
 
@@ -532,16 +487,10 @@ class EngineWorker(QObject):
     job_stalled = Signal(int, float)  # job id, seconds without any event: it may be stuck
     job_resumed = Signal(int)  # a stalled job reported progress again
     job_abandoned = Signal(int)  # a stalled job ignored cancel: its thread was given up, a fresh one serves
-    task_started = Signal(object)  # TaskStarted
-    task_progress = Signal(object)  # TaskProgress
-    task_finished = Signal(object)  # TaskFinished
-    task_failed = Signal(object)  # TaskFailed
-    task_cancelled = Signal(object)  # TaskCancelled
-    task_done = Signal(int)  # a task left the worker (whatever its outcome)
+    task_finished = Signal(object)  # TaskFinished: an EngineTask's value (see submit_task)
 
     # Private: queued calls into the worker thread.
     _run = Signal(object)
-    _run_task = Signal(object)
     _warm = Signal()
     _release = Signal()
     _stop = Signal()
@@ -563,11 +512,9 @@ class EngineWorker(QObject):
         engine's device; 0: no watchdog); `abandon_grace_s`: see ABANDON_GRACE_S."""
         super().__init__(parent)
         self._ids = itertools.count(1)
-        self._pending: deque[JobRequest] = deque()
-        self._current: JobRequest | None = None
-        self._tasks: deque[EngineTask] = deque()  # queued tasks, in order
-        self._latest: EngineTask | None = None  # the waiting "latest only" task (a preview)
-        self._current_task: EngineTask | None = None
+        self._pending: deque[Request] = deque()
+        self._current: Request | None = None
+        self._task_ids: set[int] = set()  # ids of EngineTasks, queued or running
         self._closing = False
         self._switch_pending = False
         self.engine_info: EngineInfo | None = None
@@ -590,15 +537,12 @@ class EngineWorker(QObject):
         host = _EngineHost(self._factory, self._torch_threads, frozenset(self._allowed_unsafe))
         host.moveToThread(thread)
         self._run.connect(host.run)
-        self._run_task.connect(host.run_task)
         self._allow.connect(host.allow_unsafe)
         self._warm.connect(host.warm_up)
         self._release.connect(host.release)
         self._stop.connect(host.stop)
         host.event.connect(self._on_event)
         host.done.connect(self._on_done)
-        host.task_event.connect(self._on_task_event)
-        host.task_done.connect(self._on_task_done)
         host.loading.connect(self._on_loading)
         host.ready.connect(self._on_ready)
         host.load_failed.connect(self._on_load_failed)
@@ -614,9 +558,6 @@ class EngineWorker(QObject):
             self._stop.emit()  # queued behind the stuck call: frees its model and ends it, if it ever returns
         for signal, slot in (
             (self._run, host.run),
-            (self._run_task, host.run_task),
-            (host.task_event, self._on_task_event),
-            (host.task_done, self._on_task_done),
             (self._warm, host.warm_up),
             (self._release, host.release),
             (self._stop, host.stop),
@@ -641,23 +582,29 @@ class EngineWorker(QObject):
 
     @property
     def current_job(self) -> InpaintJob | None:
-        return self._current.job if self._current else None
+        """The running InpaintJob (None while nothing or a task runs)."""
+        return self._current.job if isinstance(self._current, JobRequest) else None
 
     def pending_ids(self) -> list[int]:
         return [request.job_id for request in self._pending]
 
     def request(self, job_id: int) -> JobRequest | None:
-        """The captured request of a running or queued job."""
-        if self._current is not None and self._current.job_id == job_id:
+        """The captured request of a running or queued job (not of a task)."""
+        if isinstance(self._current, JobRequest) and self._current.job_id == job_id:
             return self._current
-        return next((r for r in self._pending if r.job_id == job_id), None)
+        return next((r for r in self._pending if r.job_id == job_id and isinstance(r, JobRequest)), None)
 
     def pending_job(self, job_id: int) -> InpaintJob | None:
-        return next((r.job for r in self._pending if r.job_id == job_id), None)
+        return next((r.job for r in self._pending if r.job_id == job_id and isinstance(r, JobRequest)), None)
+
+    def is_task(self, job_id: int) -> bool:
+        """True when the id belongs to an EngineTask that is queued or running (its events are not a job's)."""
+        return job_id in self._task_ids
 
     @property
     def is_busy(self) -> bool:
-        return self._current is not None or bool(self._pending)
+        """Work other than a preview runs or waits (a preview never makes the studio look busy)."""
+        return any(not _latest_only(r) for r in (self._current, *self._pending) if r is not None)
 
     @property
     def is_running(self) -> bool:
@@ -745,22 +692,56 @@ class EngineWorker(QObject):
             submitted=time.monotonic(),
             inputs={name: as_image_array(value) for name, value in (inputs or {}).items()},
         )
+        self._enqueue(request, job)
+        return request.job_id
+
+    def submit_task(self, task: EngineTask, *, latest_only: bool = False) -> int:
+        """Queue an EngineTask behind the work already queued; returns its id at once.
+
+        It runs in the engine thread with the same cancel and watchdog as a job, and ends with `task_finished`
+        (or job_failed / job_cancelled with its id). The task must hold its own read-only copies of its inputs.
+        `latest_only` (a preview): it waits until no other work is queued, replaces a waiting preview (which
+        reports JobCancelled) and cancels a running one; any other work cancels a running preview.
+        """
+        if self._closing:
+            raise RuntimeError("the worker is shut down")
+        if not isinstance(task, EngineTask):
+            raise TypeError(f"{type(task).__name__} is not an EngineTask (it needs a title and run(context))")
+        request = TaskRequest(
+            job_id=next(self._ids),
+            task=task,
+            cancel=CancelToken(),
+            submitted=time.monotonic(),
+            latest_only=latest_only,
+        )
+        self._task_ids.add(request.job_id)
+        if latest_only:
+            for waiting in [r for r in self._pending if _latest_only(r)]:
+                self.cancel_queued(waiting.job_id, SUPERSEDED)
+        self._enqueue(request, task)
+        return request.job_id
+
+    def _enqueue(self, request: Request, what: InpaintJob | EngineTask) -> None:
         was_busy = self.is_busy
         self._cancel_running_preview()
         self._pending.append(request)
-        queued = JobQueued(request.job_id, job, len(self._pending) - 1 + (1 if self._current else 0))
+        queued = JobQueued(request.job_id, what, len(self._pending) - 1 + (1 if self._current else 0))
         self.job_queued.emit(queued)
         self.event.emit(queued)
         self.queue_changed.emit()
-        if not was_busy:
+        if not was_busy and self.is_busy:
             self.busy_changed.emit(True)
         self._dispatch()
-        return request.job_id
+
+    def _cancel_running_preview(self) -> None:
+        """New work of any kind ends a running preview at its next step (a newer preview replaces it)."""
+        if self._current is not None and _latest_only(self._current):
+            self._current.cancel.cancel()
 
     def _shared(self, array: np.ndarray, field_name: str) -> np.ndarray | None:
         """The latest request's frozen array when it holds the same pixels as `array`, else None."""
         latest = self._pending[-1] if self._pending else self._current
-        held = getattr(latest, field_name) if latest is not None else None
+        held = getattr(latest, field_name, None) if latest is not None else None
         if held is not None and held.shape == array.shape and held.dtype == array.dtype and np.array_equal(held, array):
             return held
         return None
@@ -775,12 +756,13 @@ class EngineWorker(QObject):
         self.watchdog.cancel_asked()
         return True
 
-    def cancel_queued(self, job_id: int) -> bool:
+    def cancel_queued(self, job_id: int, reason: str = "") -> bool:
         """Remove a job that has not started; it reports JobCancelled. False when it is not queued."""
         for request in list(self._pending):
             if request.job_id == job_id:
                 self._pending.remove(request)
-                self._emit(JobCancelled(job_id, REMOVED_FROM_QUEUE))
+                self._emit(JobCancelled(job_id, reason or REMOVED_FROM_QUEUE))
+                self._task_ids.discard(job_id)
                 self.job_done.emit(job_id)
                 self.queue_changed.emit()
                 self._maybe_idle()
@@ -798,63 +780,6 @@ class EngineWorker(QObject):
             self.cancel_queued(job_id)
         self.cancel_current()
 
-    # ---- tasks (UI thread) ----------------------------------------------------------------------------
-    def submit_task(
-        self,
-        label: str,
-        work: Callable[[Any, Callable[[Any], None], CancelToken], Any],
-        *,
-        latest_only: bool = False,
-    ) -> int:
-        """Queue work for the engine thread (see EngineTask); returns its id at once.
-
-        `latest_only` (a preview): it replaces a waiting one and cancels a running one (which then reports
-        TaskCancelled); it runs only when no job or other task waits."""
-        if self._closing:
-            raise RuntimeError("the worker is shut down")
-        task = EngineTask(next(self._ids), label, work, CancelToken(), latest_only)
-        self._cancel_running_preview()
-        if latest_only:
-            replaced, self._latest = self._latest, task
-            if replaced is not None:
-                self._emit_task(TaskCancelled(replaced.task_id))
-                self.task_done.emit(replaced.task_id)
-        else:
-            self._tasks.append(task)
-        self._dispatch()
-        return task.task_id
-
-    def cancel_task(self, task_id: int) -> bool:
-        """Cancel a task wherever it is (running: at its next check; waiting: at once). False when unknown."""
-        current = self._current_task
-        if current is not None and current.task_id == task_id:
-            current.cancel.cancel()
-            return True
-        for task in list(self._tasks):
-            if task.task_id == task_id:
-                self._tasks.remove(task)
-                self._emit_task(TaskCancelled(task_id))
-                self.task_done.emit(task_id)
-                return True
-        if self._latest is not None and self._latest.task_id == task_id:
-            self._latest = None
-            self._emit_task(TaskCancelled(task_id))
-            self.task_done.emit(task_id)
-            return True
-        return False
-
-    @property
-    def current_task_id(self) -> int | None:
-        return self._current_task.task_id if self._current_task else None
-
-    def pending_task_ids(self) -> list[int]:
-        waiting = [task.task_id for task in self._tasks]
-        return waiting + ([self._latest.task_id] if self._latest is not None else [])
-
-    def _cancel_running_preview(self) -> None:
-        if self._current_task is not None and self._current_task.latest_only:
-            self._current_task.cancel.cancel()
-
     def shutdown(self, timeout_s: float = 3.0) -> bool:
         """Cancel everything, free the model and stop the thread, waiting at most `timeout_s`.
 
@@ -866,10 +791,6 @@ class EngineWorker(QObject):
         self._closing = True
         self.watchdog.stop()
         self.cancel_all()
-        for task_id in self.pending_task_ids():
-            self.cancel_task(task_id)
-        if self._current_task is not None:
-            self._current_task.cancel.cancel()
         if not self._started:
             return True
         self._stop.emit()
@@ -910,6 +831,7 @@ class EngineWorker(QObject):
         self.abandoned_jobs.append(request.job_id)
         error = EngineError(ABANDONED.format(seconds=silent_s))
         self._emit(JobFailed(request.job_id, str(error), error))
+        self._task_ids.discard(request.job_id)
         self.job_abandoned.emit(request.job_id)
         self.job_done.emit(request.job_id)
         self._dispatch()
@@ -917,43 +839,16 @@ class EngineWorker(QObject):
 
     # ---- internals (UI thread) ------------------------------------------------------------------------
     def _dispatch(self) -> None:
-        if self._current is not None or self._current_task is not None or self._closing:
+        if self._current is not None or self._closing or not self._pending:
             return
-        if self._pending:
-            self._ensure_started()
-            self._current = self._pending.popleft()
-            self.watchdog.watch(self._current.job_id)
-            self.queue_changed.emit()
-            self._run.emit(self._current)
-            return
-        task = self._tasks.popleft() if self._tasks else None
-        if task is None and self._latest is not None:
-            task, self._latest = self._latest, None
-        if task is not None:
-            self._ensure_started()
-            self._current_task = task
-            self._run_task.emit(task)
-
-    def _emit_task(self, event: TaskEvent) -> None:
-        signal = {
-            TaskStarted: self.task_started,
-            TaskProgress: self.task_progress,
-            TaskFinished: self.task_finished,
-            TaskFailed: self.task_failed,
-            TaskCancelled: self.task_cancelled,
-        }[type(event)]
-        signal.emit(event)
-
-    @Slot(object)
-    def _on_task_event(self, event: TaskEvent) -> None:
-        self._emit_task(event)
-
-    @Slot(int)
-    def _on_task_done(self, task_id: int) -> None:
-        if self._current_task is not None and self._current_task.task_id == task_id:
-            self._current_task = None
-        self.task_done.emit(task_id)
-        self._dispatch()
+        # Real work first; a preview (latest only) runs when nothing else waits.
+        request = next((r for r in self._pending if not _latest_only(r)), self._pending[0])
+        self._pending.remove(request)
+        self._ensure_started()
+        self._current = request
+        self.watchdog.watch(request.job_id)
+        self.queue_changed.emit()
+        self._run.emit(request)
 
     def _emit(self, event: EngineEvent) -> None:
         if isinstance(event, JobProgress):
@@ -966,6 +861,8 @@ class EngineWorker(QObject):
             self.job_cancelled.emit(event)
         elif isinstance(event, JobFailed):
             self.job_failed.emit(event)
+        elif isinstance(event, TaskFinished):
+            self.task_finished.emit(event)
         self.event.emit(event)
 
     @Slot(object)
@@ -979,6 +876,7 @@ class EngineWorker(QObject):
         if self._current is not None and self._current.job_id == job_id:
             self._current = None
             self.watchdog.stop()
+        self._task_ids.discard(job_id)
         self.job_done.emit(job_id)
         self._maybe_switch()
         self._dispatch()

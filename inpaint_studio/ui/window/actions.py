@@ -45,6 +45,7 @@ def _specs(w: MainWindow) -> list[ActionSpec]:
         w.canvas,
         w.tool_settings,
     )
+    selection, outpaint = w.selection, w.outpaint
     A = ActionSpec
 
     def tool(name: str, text: str, key: str, tip: str, icon: QIcon) -> ActionSpec:
@@ -81,6 +82,16 @@ def _specs(w: MainWindow) -> list[ActionSpec]:
         tool("mask_brush", "Mask &Brush", "B", "Paint the area to repaint", icons.mask_brush()),
         tool("rect_select", "&Rectangle", "M", "Add a rectangle to the mask (Alt: subtract)", icons.rect_select()),
         tool("lasso", "&Lasso", "L", "Add a free-hand shape to the mask (Alt: subtract)", icons.lasso()),
+        tool(
+            "object_select",
+            "&Select Object",
+            "W",
+            "Click an object to add it to the mask (Alt-click: leave a part out; drag: a box); Enter applies",
+            icons.object_select(),
+        ),
+        tool(
+            "expand", "E&xpand Canvas", "C", "Drag an edge of the image outwards to add canvas", icons.expand_canvas()
+        ),
         tool("paint_brush", "&Paint Brush", "P", "Paint colour on a paint layer", icons.paint_brush()),
         tool("eyedropper", "E&yedropper", "I", "Pick the paint colour from the image", icons.eyedropper()),
         A("eraser", "&Eraser", w.toggle_eraser, ("E",), "Erase with the brush (toggle)", True, icons.eraser()),
@@ -91,6 +102,9 @@ def _specs(w: MainWindow) -> list[ActionSpec]:
         A("harder", "Harder Brush", tools.harder, ("Shift+]",)),
         A("softer", "Softer Brush", tools.softer, ("Shift+[",)),
         A("paint_color", "Paint &Colour…", w.choose_color, (), "Choose the paint colour"),
+        A("selection_model", "Selection &Model…", selection.choose_model, (), "The model the Select tool uses"),
+        # Image
+        A("expand_canvas", "&Expand Canvas…", outpaint.expand_dialog, ("Ctrl+Alt+C",), "Add canvas and fill it"),
         # Mask
         A("mask_clear", "&Clear Mask", masks.clear, ("Ctrl+D", "Ctrl+Shift+A")),
         A("mask_all", "Mask &Everything", masks.fill, ("Ctrl+A",)),
@@ -116,7 +130,15 @@ def _specs(w: MainWindow) -> list[ActionSpec]:
     ]
 
 
-TOOLS = ("tool_mask_brush", "tool_rect_select", "tool_lasso", "tool_paint_brush", "tool_eyedropper")
+TOOLS = (
+    "tool_mask_brush",
+    "tool_rect_select",
+    "tool_lasso",
+    "tool_object_select",
+    "tool_paint_brush",
+    "tool_eyedropper",
+    "tool_expand",
+)
 # Menu layout: names of actions, None for a separator, "@recent" / "@panels" for the two sub-menus.
 MENUS: dict[str, tuple[str | None, ...]] = {
     "&File": (
@@ -140,9 +162,21 @@ MENUS: dict[str, tuple[str | None, ...]] = {
         "quit",
     ),
     "&Edit": ("undo", "redo", None, "copy_image", "paste", None, "settings"),
-    "&Image": ("upscale", "upscale_x2", "upscale_x4"),  # the upscale controller's actions
+    "&Image": ("expand_canvas", "tool_expand", None, "upscale", "upscale_x2", "upscale_x4"),
     "&View": ("zoom_in", "zoom_out", "fit", "actual", None, "toggle_mask", "overlay_color", "compare", None, "@panels"),
-    "&Tools": (*TOOLS, None, "eraser", "swap_erase", "size_up", "size_down", "harder", "softer", "paint_color"),
+    "&Tools": (
+        *TOOLS,
+        None,
+        "eraser",
+        "swap_erase",
+        "size_up",
+        "size_down",
+        "harder",
+        "softer",
+        "paint_color",
+        None,
+        "selection_model",
+    ),
     "&Mask": (
         "mask_clear",
         "mask_all",
@@ -217,10 +251,10 @@ def create_tool_bar(window: MainWindow) -> QToolBar:
     bar.setMovable(True)
     bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
     act = window.actions
-    for name in ("tool_mask_brush", "eraser", "tool_rect_select", "tool_lasso"):
+    for name in ("tool_mask_brush", "eraser", "tool_rect_select", "tool_lasso", "tool_object_select"):
         bar.addAction(act[name])
     bar.addSeparator()
-    for name in ("tool_paint_brush", "tool_eyedropper"):
+    for name in ("tool_paint_brush", "tool_eyedropper", "tool_expand"):
         bar.addAction(act[name])
     window.color_button = QToolButton(bar)
     window.color_button.setDefaultAction(act["paint_color"])

@@ -5,6 +5,8 @@
       -> ProjectController (save/open, title) -> AutosaveScheduler, MemoryBudget
       -> FileActions (open/paste/drop/export), MaskActions (the Mask menu)
       -> UpscaleController (Image > Upscale), PaintPreview (the preview while painting)
+      -> SelectionController (the Select tool's model, on its own interactive worker thread)
+      -> OutpaintController (Image > Expand Canvas…, the Expand tool; fills through the generation controller)
 
 The generation panels are docked here too. Tests pass `EngineOptions` to share one engine worker between
 windows instead of starting a thread (and loading torch) per window.
@@ -21,9 +23,12 @@ from inpaint_studio.ui.context import StudioContext
 from inpaint_studio.ui.controllers.autosave import AutosaveScheduler
 from inpaint_studio.ui.controllers.generation import WARM_UP_DELAY_MS, GenerationController
 from inpaint_studio.ui.controllers.memory_budget import MemoryBudget
+from inpaint_studio.ui.controllers.outpaint import OutpaintController
 from inpaint_studio.ui.controllers.paint_preview import PaintPreview
 from inpaint_studio.ui.controllers.projects import ProjectController
+from inpaint_studio.ui.controllers.selection import SelectionController
 from inpaint_studio.ui.controllers.upscale import UpscaleController
+from inpaint_studio.ui.engine_thread.interactive import InteractiveWorker
 from inpaint_studio.ui.engine_thread.worker import EngineWorker
 from inpaint_studio.ui.settings import (
     engine_factory,
@@ -45,6 +50,7 @@ class EngineOptions:
     worker: EngineWorker | None = None  # None: the window starts (and owns) its own worker
     owns_worker: bool | None = None  # default: True for its own worker, False for a shared one
     warm_up_delay_ms: int | None = WARM_UP_DELAY_MS  # None: load the engine only for the first job
+    interactive: InteractiveWorker | None = None  # the Select tool's thread; None: the window makes its own
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class Controllers:
     masks: MaskActions
     upscale: UpscaleController
     paint_preview: PaintPreview
+    selection: SelectionController
+    outpaint: OutpaintController
 
 
 def compose(window: MainWindow, ctx: StudioContext, engine: EngineOptions) -> Controllers:
@@ -77,7 +85,21 @@ def compose(window: MainWindow, ctx: StudioContext, engine: EngineOptions) -> Co
     files = FileActions(ctx, window, generation, projects)
     upscale = UpscaleController(ctx, worker, generation.recorder)
     paint_preview = PaintPreview(ctx, settings_model, worker, generation.panel, generation.named_inputs)
-    return Controllers(generation, projects, autosave, memory, files, MaskActions(ctx), upscale, paint_preview)
+    interactive = engine.interactive
+    selection = SelectionController(ctx, interactive, owns_worker=interactive is None)
+    outpaint = OutpaintController(ctx, generation)
+    return Controllers(
+        generation,
+        projects,
+        autosave,
+        memory,
+        files,
+        MaskActions(ctx),
+        upscale,
+        paint_preview,
+        selection,
+        outpaint,
+    )
 
 
 def _dock_generation_panels(window: MainWindow, generation: GenerationController) -> None:

@@ -8,7 +8,8 @@ closing, and remembering its layout.
 
 Public parts for other code and tests: `document`, `undo_stack`, `canvas`, `message_bar`, `settings`
 (AppSettings), `actions` (every QAction by name), `generation`, `projects`, `autosave`, `memory`, `files`,
-`masks`, and the ``document_opened(str)`` signal (path, or "" for an in-memory image).
+`masks`, `selection` (the Select tool's model), `outpaint` (Expand Canvas), and the ``document_opened(str)``
+signal (path, or "" for an in-memory image).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ ENGINE_PLACEHOLDER = "Engine: not loaded"
 MIN_BRUSH_ON_SCREEN = 24  # logical pixels
 # Actions that need an image to act on.
 _NEED_IMAGE = ("mask_", "layer_", "export_", "tool_", "save_", "upscale")
-_NEED_IMAGE_NAMES = ("copy_image", "load_mask", "fit", "actual", "zoom_in", "zoom_out", "compare")
+_NEED_IMAGE_NAMES = ("copy_image", "load_mask", "fit", "actual", "zoom_in", "zoom_out", "compare", "expand_canvas")
 
 
 class MainWindow(QMainWindow):
@@ -96,6 +97,7 @@ class MainWindow(QMainWindow):
         self.generation, self.projects, self.autosave = parts.generation, parts.projects, parts.autosave
         self.memory, self.files, self.masks = parts.memory, parts.files, parts.masks
         self.upscaler, self.paint_preview = parts.upscale, parts.paint_preview
+        self.selection, self.outpaint = parts.selection, parts.outpaint
 
         actions.create_actions(self)
         self._recent_menu = QMenu("Open &Recent", self)
@@ -109,7 +111,7 @@ class MainWindow(QMainWindow):
 
         self._undo_stack.cleanChanged.connect(self.projects.update_title)
         self._document.reset.connect(self._on_document_reset)
-        self._document.resized.connect(self._on_document_reset)  # the size label (an upscale)
+        self._document.resized.connect(lambda _offset: self._on_document_reset())  # the size label
         self._document.layers_changed.connect(self._update_enabled)
         self._canvas.zoom_changed.connect(self._on_zoom_changed)
         self._canvas.cursor_moved.connect(self._on_cursor_moved)
@@ -339,6 +341,7 @@ class MainWindow(QMainWindow):
         event.accept()
         self.hide()  # at once: stopping the engine below may wait for a running step to end
         self.generation.shutdown()
+        self.selection.shutdown()
 
     def _restore_window_state(self) -> None:
         geometry, state = self.settings.window_geometry, self.settings.window_state
