@@ -126,7 +126,6 @@ EXCLUDES = (
     "torch.utils.tensorboard",
     "torchvision",
     "onnx",
-    "onnxruntime",
     "jax",
     "flax",
     "tensorflow",

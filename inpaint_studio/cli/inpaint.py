@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
             raise BadInputError("--reference needs an IP-Adapter to use it; add --ip-adapter ID (e.g. h94/IP-Adapter).")
         extra["reference_image"] = load_image(Path(args.reference)).image
     engine = make_engine(args)
-    check_fill_options(args, job, engine.resolve(job.model))
+    resolve = getattr(engine, "resolve", None)  # a server (--server) resolves the model and applies the same rules
+    if resolve is not None:
+        check_fill_options(args, job, resolve(job.model))
     cancel = CancelToken()
     previous = cancel_on_sigint(cancel)
     try:

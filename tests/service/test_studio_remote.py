@@ -101,6 +101,7 @@ def test_a_lost_connection_is_one_message_and_the_job_can_be_queued_again(
         controller.apply(controller.candidates.candidates()[0])
         applied = window.document.composite().copy()
         layers = [layer.name for layer in window.document.layers]
+        set_mask(window)  # Apply cleared the mask (as artists expect); the next job needs one again
 
         controller.panel.steps_spin.setValue(400)
         controller.worker.job_progress.connect(lambda event: proxy.cut() if event.step == 2 else None)
