@@ -65,6 +65,11 @@ def _removal(reference: str) -> PrefillMethod:
     def fill(rgb: np.ndarray, mask: np.ndarray, context: PrefillContext) -> np.ndarray:
         if context.engine is None:
             raise BadInputError(f"The pre-fill '{reference}' needs the generation engine; run it as an engine task.")
+        if not hasattr(context.engine, "removal"):  # a server's client (engine/remote.py) has no removal networks
+            raise BadInputError(
+                f"The pre-fill '{reference}' runs on this computer's engine, not on a server; "
+                "use the classical pre-fill, or switch Settings > Engine to This computer."
+            )
         context.progress(0, 1)
         filled = fill_masked(reference, rgb, mask, context.engine)
         context.progress(1, 1)

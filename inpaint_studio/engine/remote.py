@@ -195,6 +195,13 @@ class RemoteEngine:
         except httpx.TransportError as exc:
             raise (CancelledError() if cancel.cancelled else self._lost(exc)) from exc
 
+    def upscale(self, job: Any, image: Any, **_: Any) -> Any:
+        """Upscaling is not part of the service's API (yet): one sentence instead of a missing method."""
+        raise BadInputError(
+            f"Upscaling runs on this computer, not on the server {self.host}; "
+            "switch Edit > Settings > Engine to This computer to upscale."
+        )
+
     def release(self) -> None:
         """Nothing is loaded here (the server keeps its models loaded for every client)."""
 

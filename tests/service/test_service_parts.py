@@ -360,3 +360,15 @@ def test_the_service_modules_without_ray_do_not_import_it():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_work_the_service_does_not_offer_is_one_sentence_on_a_server_engine():
+    """Upscaling and a removal pre-fill run on this computer only: with Settings > Engine > Server they say so."""
+    from inpaint_studio.engine.prefill import prefill
+    from inpaint_studio.engine.upscale import UpscaleJob
+
+    engine = client(lambda request: httpx.Response(500))
+    with pytest.raises(BadInputError, match="Upscaling runs on this computer, not on the server studio-box:8000"):
+        engine.upscale(UpscaleJob(model="x/y.safetensors", scale=2), photo(16, 16))
+    with pytest.raises(BadInputError, match="The pre-fill 'lama' runs on this computer's engine, not on a server"):
+        prefill(photo(16, 16), box_mask(16, 16, (2, 2, 8, 8)), "lama", engine=engine)
