@@ -168,6 +168,11 @@ class PrefillTask:
     def title(self) -> str:
         return f"The pre-fill ({prefill_label(self.method).lower()})"
 
+    @property
+    def needs_torch(self) -> bool:
+        """The classical fill (and none) run at once, without waiting for torch to import; a network does not."""
+        return not (self.method == NONE or self.method.split(":")[0] == CLASSIC)
+
     def run(self, context: TaskContext) -> np.ndarray:
         def progress(done: int, total: int) -> None:
             context.emit(JobProgress(context.job_id, done, max(total, 1), 0))

@@ -114,3 +114,12 @@ def test_a_removal_network_prefills_the_new_area_through_the_engine(tmp_path):
     assert np.array_equal(out[:64, :96, :3], original) and (out[..., 3] == 255).all()
     assert not np.array_equal(out[hole == 255, :3], prefill(canvas, hole, "classic")[hole == 255, :3])
     assert "migan" in prefill_methods() and "lama" in prefill_methods()
+
+
+def test_a_classical_prefill_task_does_not_wait_for_torch():
+    """The engine thread runs it without importing torch first (ui/engine_thread/worker.py _needs_libraries)."""
+    _original, canvas, hole = expanded()
+    assert not PrefillTask(canvas, hole, "classic").needs_torch
+    assert not PrefillTask(canvas, hole, "classic:ns").needs_torch
+    assert not PrefillTask(canvas, hole, "none").needs_torch
+    assert PrefillTask(canvas, hole, "migan").needs_torch
