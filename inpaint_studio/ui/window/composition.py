@@ -115,7 +115,8 @@ def _dock_generation_panels(window: MainWindow, generation: GenerationController
     window.setCorner(Qt.Corner.BottomRightCorner, right)
     window.setCorner(Qt.Corner.BottomLeftCorner, left)
     window.splitDockWidget(generate, window.layers_dock, Qt.Orientation.Vertical)
-    # Layers gets room for four or five rows at the default size; Generate scrolls, its Run part stays.
-    window.resizeDocks([generate, window.layers_dock], [480, 320], Qt.Orientation.Vertical)
+    # Layers gets room for four rows at the default size (a test checks); the rest goes to Generate, which
+    # scrolls while its Run part stays.
+    window.resizeDocks([generate, window.layers_dock], [600, 240], Qt.Orientation.Vertical)
     window.resizeDocks([generate, history], [340, 260], Qt.Orientation.Horizontal)
     window.resizeDocks([results], [150], Qt.Orientation.Vertical)
