@@ -196,6 +196,8 @@ def test_the_preview_follows_the_mask_and_gives_way_to_generate(window, qtbot, t
     set_mask(window, (20, 20, 50, 50))
     task_id = preview.update_now()
     assert task_id is not None
+    assert controller.panel.generate_button.text() == "Generate"  # a preview is not a job in the queue
+    assert not controller.cancel_all_action.isEnabled()
     controller.generate()
     qtbot.waitUntil(lambda: len(controller.candidates.candidates()) == 1, timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: any(e.job_id == task_id for e in events), timeout=TIMEOUT_MS)

@@ -132,6 +132,7 @@ def test_a_newer_preview_replaces_the_waiting_one_and_cancels_the_running_one(qt
     first = worker.submit_task(running, latest_only=True)
     qtbot.waitUntil(running.started.is_set, timeout=TIMEOUT_MS)
     assert not worker.is_busy  # a preview never makes the studio look busy
+    assert worker.running_work_id is None and worker.current_id == first
     second = worker.submit_task(Waiting("preview 2"), latest_only=True)
     third = worker.submit_task(Waiting("preview 3", steps=3), latest_only=True)
     qtbot.waitUntil(lambda: ended(events, third), timeout=TIMEOUT_MS)
@@ -150,6 +151,7 @@ def test_jobs_and_tasks_go_before_a_preview_and_cancel_a_running_one(qtbot, setu
     qtbot.waitUntil(first.started.is_set, timeout=TIMEOUT_MS)
     assert busy == []
     later_preview = worker.submit_task(Waiting("preview 2", steps=2), latest_only=True)
+    assert worker.queued_work_ids() == []
     job_id = worker.submit(InpaintJob(), np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8))
     upscale = worker.submit_task(Call(lambda context: context.workspace.engine.ran.append("upscale") or "done"))
     qtbot.waitUntil(lambda: ended(events, later_preview), timeout=TIMEOUT_MS)

@@ -299,10 +299,10 @@ class GenerationController(QObject):
 
     def cancel(self) -> None:
         """Esc: stop the running generation (queued ones continue); with none running, end a preview."""
-        if self.worker.cancel_current():
+        if self.worker.running_work_id is not None and self.worker.cancel_current():
             self.panel.set_status("Cancelling…")
-        elif self.worker.pending_ids():
-            self.worker.cancel_queued(self.worker.pending_ids()[0])
+        elif self.worker.queued_work_ids():
+            self.worker.cancel_queued(self.worker.queued_work_ids()[0])
         elif self.overlay.showing:
             self.end_preview()
         self._update_running()
@@ -322,11 +322,11 @@ class GenerationController(QObject):
         if any(c.reference == event.job.model and c.is_removal for c in self.panel.models.choices()):
             name = "removal"
         self.panel.set_status(f"Running the {name}…")
-        self.panel.set_progress(0, event.total_steps, None, len(self.worker.pending_ids()))
+        self.panel.set_progress(0, event.total_steps, None, len(self.worker.queued_work_ids()))
 
     def _on_progress(self, event: JobProgress) -> None:
         if self.worker.is_task(event.job_id):  # an EngineTask (a pre-fill): its progress, no time estimate
-            self.panel.set_progress(event.step, event.total, None, len(self.worker.pending_ids()))
+            self.panel.set_progress(event.step, event.total, None, len(self.worker.queued_work_ids()))
             return
         now = time.monotonic()
         left = None
@@ -337,7 +337,7 @@ class GenerationController(QObject):
             if event.step > first_step:
                 rate = (now - first_time) / (event.step - first_step)
                 left = rate * (event.total - event.step)
-        self.panel.set_progress(event.step, event.total, left, len(self.worker.pending_ids()), event.label())
+        self.panel.set_progress(event.step, event.total, left, len(self.worker.queued_work_ids()), event.label())
         if event.preview is not None:
             self.panel.set_preview(np.asarray(event.preview))
 
@@ -454,8 +454,8 @@ class GenerationController(QObject):
         self.panel.set_status("Running again.")
 
     def _update_running(self, *_args: object) -> None:
-        running = self.worker.current_id is not None
-        queued = len(self.worker.pending_ids())
+        running = self.worker.running_work_id is not None
+        queued = len(self.worker.queued_work_ids())
         self.panel.set_running(running, queued)
         self.cancel_action.setEnabled(running or queued > 0 or self.overlay.showing)
         self.cancel_all_action.setEnabled(running or queued > 0)
@@ -466,7 +466,7 @@ class GenerationController(QObject):
 
     def _on_engine_ready(self, info: EngineInfo) -> None:
         self.engine_status.emit(f"Engine: {info.device_name}")
-        if self.worker.current_id is None:
+        if self.worker.running_work_id is None:
             self.panel.set_status("Engine ready.")
 
     # ---- candidates ---------------------------------------------------------------------------------

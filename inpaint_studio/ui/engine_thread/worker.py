@@ -594,6 +594,16 @@ class EngineWorker(QObject):
     def pending_ids(self) -> list[int]:
         return [request.job_id for request in self._pending]
 
+    # What the studio shows as running and queued: jobs and tasks, never a preview (latest only).
+    @property
+    def running_work_id(self) -> int | None:
+        """The running job or task; None while nothing or only a preview runs."""
+        current = self._current
+        return None if current is None or _latest_only(current) else current.job_id
+
+    def queued_work_ids(self) -> list[int]:
+        return [request.job_id for request in self._pending if not _latest_only(request)]
+
     def request(self, job_id: int) -> JobRequest | None:
         """The captured request of a running or queued job (not of a task)."""
         if isinstance(self._current, JobRequest) and self._current.job_id == job_id:
