@@ -445,7 +445,7 @@ def resolve_catalog_removal(
     snapshot = find_in_cache(entry.repo, marker=entry.file)
     if snapshot is None:
         if not allow_download:
-            raise ModelUnavailableError(f"The removal model {entry.name} is not installed; {download_hint(entry.id)}")
+            raise ModelUnavailableError(f"{entry.name} is not installed; {download_hint(entry.id)}")
         snapshot = download(entry.id, progress=progress)
     return ModelInfo(
         reference=entry.id,
