@@ -21,6 +21,7 @@ httpx only (no torch, no Ray): the studio's UI thread may import this module.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import threading
@@ -343,17 +344,7 @@ class RemoteEngine:
         where = f"{self.host}" + (f", node {node}" if node and node not in self.host else "")
         base = result.extra.get("device_name") or ("CPU" if result.device == "cpu" else result.device)
         extra = {**result.extra, "device_name": f"{base} on {where}"}
-        return InpaintResult(
-            images=result.images,
-            job=result.job,
-            seeds=result.seeds,
-            model=result.model,
-            device=result.device,
-            duration_s=result.duration_s,
-            region=result.region,
-            extra=extra,
-            handoff=result.handoff,
-        )
+        return dataclasses.replace(result, extra=extra)
 
     def _watch_cancel(
         self, cancel: CancelToken, server_job: list[str], done: threading.Event, response: httpx.Response
