@@ -19,7 +19,6 @@ from inpaint_studio.cli.common import (
     add_model_access,
     cancel_on_sigint,
     make_engine,
-    record_parameters,
     slug,
 )
 from inpaint_studio.core.errors import BadInputError, InpaintStudioError
@@ -120,8 +119,7 @@ def run(args: argparse.Namespace) -> int:
         image = result.images[0]
         path = out_dir / f"{index + 1:02d}-{slug(step.name or step.job.task.value)}.png"
         record = result.record()
-        params = record_parameters(
-            record,
+        params = record.parameters(
             image.width,
             image.height,
             result.model.get("reference", result.job.model),

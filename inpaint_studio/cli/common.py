@@ -15,7 +15,6 @@ from PIL import Image
 from inpaint_studio.cli.job_options import JOB_OPTIONS, given_job_values
 from inpaint_studio.core.errors import BadInputError
 from inpaint_studio.core.jobspec import InpaintJob
-from inpaint_studio.core.record import GenerationRecord
 from inpaint_studio.engine.classical import LARGE_HOLE_PX
 from inpaint_studio.engine.events import CancelToken, JobFinished, JobProgress, JobStarted
 from inpaint_studio.engine.families import Family
@@ -183,13 +182,6 @@ def check_fill_options(args: argparse.Namespace, job: InpaintJob, info: ModelInf
             f"inpaint-studio: {name} does not use {', '.join(ignored)}; ignored (and not written into the image).",
             file=sys.stderr,
         )
-
-
-def record_parameters(
-    record: GenerationRecord, width: int, height: int, model_name: str, extra: dict[str, Any] | None = None
-) -> str:
-    """The image's A1111 parameters for one result: without prompt, steps and sampler for a fill."""
-    return record.parameters(width, height, model_name, extra)
 
 
 def note_large_hole(extra: dict[str, Any]) -> None:

@@ -16,7 +16,6 @@ from inpaint_studio.cli.common import (
     note_large_hole,
     note_unsafe,
     output_paths,
-    record_parameters,
 )
 from inpaint_studio.cli.job_options import add_job_options, job_from_args
 from inpaint_studio.core.errors import BadInputError
@@ -63,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     model_name = result.model.get("reference", job.model)
     for variant, (path, image) in enumerate(zip(output_paths(out, len(result.images)), result.images)):
         record = result.record(variant)
-        params = record_parameters(record, image.width, image.height, model_name)
+        params = record.parameters(image.width, image.height, model_name)
         save_image(image, path, parameters=params, icc_profile=loaded.icc_profile, exif=loaded.exif)
         seed = "" if record.seed_used is None else f"  seed {record.seed_used}"
         print(f"{path}{seed}  {result.duration_s:.1f}s on {result.device}")

@@ -101,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
         params = record.parameters(image.width, image.height, model_name)
         final = _final(np.asarray(image.convert("RGBA")), opaque)
         save_image(final, path, parameters=params, icc_profile=loaded.icc_profile, exif=loaded.exif)
-        seed = _seed_text(record.seed_used)
-        print(f"{path}  {final.width}×{final.height}  {seed}{result.duration_s:.1f}s on {result.device}")
+        seed = "" if record.seed_used is None else f"  seed {record.seed_used}"
+        print(f"{path}  {final.width}×{final.height}{seed}  {result.duration_s:.1f}s on {result.device}")
     return 0
 
 
@@ -111,7 +111,3 @@ def _final(rgba: np.ndarray, opaque: bool) -> Image.Image:
     if opaque and (rgba[..., 3] == 255).all():
         return Image.fromarray(np.ascontiguousarray(rgba[..., :3]), "RGB")
     return Image.fromarray(rgba, "RGBA")
-
-
-def _seed_text(seed: int | None) -> str:
-    return "" if seed is None else f"seed {seed}  "

@@ -16,7 +16,6 @@ from inpaint_studio.cli.common import (
     add_model_access,
     cancel_on_sigint,
     make_engine,
-    record_parameters,
     slug,
 )
 from inpaint_studio.core.errors import BadInputError
@@ -78,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         for step in steps:
             image = step.image
             if step.record is not None:
-                params = record_parameters(step.record, image.width, image.height, step.job.model)
+                params = step.record.parameters(image.width, image.height, step.job.model)
             else:
                 params = format_parameters(
                     step.job, width=image.width, height=image.height, seed=step.job.seed or 0, model_name=step.job.model

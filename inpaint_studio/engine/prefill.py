@@ -10,8 +10,7 @@ looks the method up in a registry:
 
 * "classic" (= "classic:telea"), "classic:ns": the classical fill (engine/classical.py), a few tenths of a
   second for a 512 px border, working region by region on photos of any size;
-* "none": leave the area as it is (transparent / black).
-
+* "none": leave the area as it is (transparent / black);
 * "lama", "mat", "migan" or a removal model file: the removal network (engine/removal.py `fill_masked`),
   loaded through `context.engine` (the generation Engine, in the engine thread): context rather than a smear.
 
