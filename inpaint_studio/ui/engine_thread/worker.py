@@ -386,9 +386,6 @@ class _EngineHost(QObject):
 
     @Slot(object)
     def run(self, request: Request) -> None:
-        if not self._remote and _needs_libraries(request):
-            self._start_import()  # before _lower_priority: the import thread must not inherit it (see there)
-            self._lower_priority()
         try:
             if request.cancel.cancelled:
                 self.event.emit(JobCancelled(request.job_id))
@@ -620,7 +617,7 @@ class EngineWorker(QObject):
     @property
     def is_busy(self) -> bool:
         """Work other than a preview runs or waits (a preview never makes the studio look busy)."""
-        return any(not _latest_only(r) for r in (self._current, *self._pending) if r is not None)
+        return self.running_work_id is not None or bool(self.queued_work_ids())
 
     @property
     def is_running(self) -> bool:
